@@ -1,0 +1,184 @@
+"""Shared test fixtures: real PostgreSQL, real Redis, real daphne processes.
+
+Signals are permanent, so the database refuses TRUNCATE on them, and Django's
+TransactionTestCase empties tables with TRUNCATE between tests. For the *test*
+database only, the flush runs with `session_replication_role = replica`, the
+PostgreSQL superuser switch that restores use to load dumps without firing
+triggers. No application code path can do this: it needs superuser rights and
+lives only here.
+"""
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from django.db import connections
+from django.test import TransactionTestCase
+
+ROOT = Path(__file__).resolve().parent
+
+_original_fixture_teardown = TransactionTestCase._fixture_teardown
+
+
+def _fixture_teardown_without_triggers(self):
+    pg_aliases = [a for a in connections if connections[a].vendor == "postgresql"]
+    for alias in pg_aliases:
+        with connections[alias].cursor() as cursor:
+            cursor.execute("SET session_replication_role = replica")
+    try:
+        _original_fixture_teardown(self)
+    finally:
+        for alias in pg_aliases:
+            with connections[alias].cursor() as cursor:
+                cursor.execute("SET session_replication_role = origin")
+
+
+TransactionTestCase._fixture_teardown = _fixture_teardown_without_triggers
+
+
+def pytest_configure(config):
+    url = os.environ.get("DATABASE_URL", "")
+    if not url.startswith(("postgres://", "postgresql://")):
+        raise pytest.UsageError(
+            "The test suite runs on PostgreSQL: set DATABASE_URL=postgres://... (bin/test does)."
+        )
+
+
+# --- data fixtures ---------------------------------------------------------------------
+
+@pytest.fixture
+def instruments(db):
+    from signals.services import demo_instruments_seed
+
+    return {i.symbol: i for i in demo_instruments_seed()}
+
+
+@pytest.fixture
+def staff_user(db, django_user_model):
+    return django_user_model.objects.create_user("staff", password="staff-pass-123", is_staff=True)
+
+
+@pytest.fixture
+def reader_user(db, django_user_model):
+    return django_user_model.objects.create_user("reader", password="reader-pass-123")
+
+
+@pytest.fixture
+def staff_token(staff_user):
+    from rest_framework.authtoken.models import Token
+
+    return Token.objects.create(user=staff_user).key
+
+
+@pytest.fixture
+def staff_client(staff_token):
+    from rest_framework.test import APIClient
+
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {staff_token}")
+    return client
+
+
+@pytest.fixture
+def reader_client(reader_user):
+    from rest_framework.authtoken.models import Token
+    from rest_framework.test import APIClient
+
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=reader_user).key}")
+    return client
+
+
+def make_signal(**overrides):
+    """Create a valid long BTCUSDT signal through the one write path."""
+    from signals.services import signal_create
+
+    fields = dict(symbol="BTCUSDT", direction="long", entry_price="100", stop_loss="90",
+                  take_profit="120", confidence=70, timeframe="1h", source="manual")
+    fields.update(overrides)
+    return signal_create(**fields).signal
+
+
+@pytest.fixture
+def signal_factory(instruments):
+    return make_signal
+
+
+# --- real servers ------------------------------------------------------------------------
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def child_database_url() -> str:
+    """DATABASE_URL of the test database pytest-django created (for child processes)."""
+    from django.conf import settings
+
+    db = settings.DATABASES["default"]
+    user = db.get("USER") or "postgres"
+    password = f":{db['PASSWORD']}" if db.get("PASSWORD") else ""
+    host = db.get("HOST") or "127.0.0.1"
+    port = db.get("PORT") or 5432
+    return f"postgres://{user}{password}@{host}:{port}/{db['NAME']}"
+
+
+class DaphneProcess:
+    """A real daphne serving the project on a loopback port, against the test DB."""
+
+    def __init__(self, port: int | None = None, extra_env: dict[str, str] | None = None):
+        self.port = port or free_port()
+        self.extra_env = extra_env or {}
+        self.proc: subprocess.Popen | None = None
+        self.log_path = ROOT / "var" / f"daphne-test-{self.port}.log"
+
+    @property
+    def http_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 20.0) -> "DaphneProcess":
+        env = dict(os.environ, DATABASE_URL=child_database_url(), **self.extra_env)
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port),
+             "signals_project.asgi:application"],
+            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"daphne exited early; see {self.log_path}")
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
+                    return self
+            except OSError:
+                time.sleep(0.1)
+        raise RuntimeError(f"daphne did not listen on {self.port} within {timeout}s")
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+
+@pytest.fixture
+def daphne_server(transactional_db):
+    server = DaphneProcess().start()
+    yield server
+    server.stop()

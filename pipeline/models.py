@@ -1,0 +1,1 @@
+"""Market-data models (filled in by the pipeline work)."""

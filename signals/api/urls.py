@@ -1,0 +1,13 @@
+from django.urls import path
+from rest_framework.routers import DefaultRouter
+
+from .stream import signal_stream
+from .views import SignalViewSet
+
+router = DefaultRouter(trailing_slash=True)
+router.register("signals", SignalViewSet, basename="signal")
+
+urlpatterns = [
+    path("signals/stream/", signal_stream, name="signal-stream"),
+    *router.urls,
+]

@@ -1,0 +1,113 @@
+"""REST doors onto signals.services / signals.selectors (thin: parse, call, render)."""
+from __future__ import annotations
+
+from urllib.parse import urlencode
+
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import mixins, status, viewsets
+from rest_framework.exceptions import ValidationError
+from rest_framework.pagination import CursorPagination
+from rest_framework.response import Response
+from rest_framework.throttling import UserRateThrottle
+
+from ..metrics import API_CREATE_LATENCY
+from ..selectors import LIST_FILTERS, signal_after, signal_list
+from ..services import IdempotencyConflict, SignalValidationError, signal_create
+from .permissions import CanPublishSignals
+from .serializers import SignalCreateInputSerializer, SignalSerializer
+
+MAX_PAGE_SIZE = 500
+
+
+class SignalCursorPagination(CursorPagination):
+    ordering = "-id"
+    page_size = 50
+    page_size_query_param = "page_size"
+    max_page_size = MAX_PAGE_SIZE
+
+
+class SignalCreateThrottle(UserRateThrottle):
+    scope = "signal_create"
+
+
+_FILTER_PARAMS = [OpenApiParameter(name, OpenApiTypes.STR, description=f"exact {name}") for name in LIST_FILTERS]
+
+
+def _parse_non_negative_int(raw: str, name: str) -> int:
+    try:
+        value = int(raw)
+    except (TypeError, ValueError):
+        raise ValidationError({name: ["Must be a non-negative integer."]})
+    if value < 0:
+        raise ValidationError({name: ["Must be a non-negative integer."]})
+    return value
+
+
+class SignalViewSet(mixins.CreateModelMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin,
+                    viewsets.GenericViewSet):
+    """Signals are append-only: no update or destroy action exists, so PUT, PATCH and
+    DELETE answer 405 on every URL."""
+
+    permission_classes = [CanPublishSignals]
+    pagination_class = SignalCursorPagination
+    serializer_class = SignalSerializer
+
+    def get_throttles(self):
+        if self.action == "create":
+            return [SignalCreateThrottle()]
+        return super().get_throttles()
+
+    def _filters(self) -> dict[str, str]:
+        return {k: self.request.query_params[k] for k in LIST_FILTERS if self.request.query_params.get(k)}
+
+    def get_queryset(self):
+        return signal_list(filters=self._filters())
+
+    @extend_schema(
+        parameters=[
+            *_FILTER_PARAMS,
+            OpenApiParameter("after_id", OpenApiTypes.INT,
+                             description="catch-up: signals with id > after_id, oldest first"),
+        ]
+    )
+    def list(self, request, *args, **kwargs):
+        raw_after = request.query_params.get("after_id")
+        if raw_after is None:
+            return super().list(request, *args, **kwargs)
+        after_id = _parse_non_negative_int(raw_after, "after_id")
+        limit = self.paginator.get_page_size(request) or 50
+        rows = list(signal_after(after_id=after_id, filters=self._filters(), limit=limit))
+        next_url = None
+        if len(rows) == limit:
+            params = request.query_params.copy()
+            params["after_id"] = str(rows[-1].id)
+            next_url = request.build_absolute_uri(request.path) + "?" + urlencode(params)
+        return Response({"next": next_url, "previous": None,
+                         "results": SignalSerializer(rows, many=True).data})
+
+    @extend_schema(
+        request=SignalCreateInputSerializer,
+        responses={201: SignalSerializer},
+        parameters=[OpenApiParameter("Idempotency-Key", OpenApiTypes.STR, OpenApiParameter.HEADER,
+                                     description="a repeat with the same body returns the first signal")],
+    )
+    def create(self, request, *args, **kwargs):
+        with API_CREATE_LATENCY.time():
+            data = SignalCreateInputSerializer(data=request.data)
+            data.is_valid(raise_exception=True)
+            key = request.headers.get("Idempotency-Key")
+            try:
+                result = signal_create(**data.validated_data, created_by=request.user, idempotency_key=key)
+            except SignalValidationError as exc:
+                raise ValidationError(exc.errors)
+            except IdempotencyConflict as exc:
+                return Response({"detail": str(exc), "code": "idempotency_key_reused"},
+                                status=status.HTTP_409_CONFLICT)
+        # A replay answers exactly like the first request did (201, same body), as
+        # Stripe-style idempotency does; the header tells the client it was a replay.
+        code = status.HTTP_201_CREATED
+        headers = {"Location": f"/api/signals/{result.signal.id}/"}
+        if not result.created:
+            headers["Idempotent-Replayed"] = "true"
+        return Response(SignalSerializer(result.signal).data, status=code, headers=headers)

@@ -1,0 +1,131 @@
+"""The one door from a committed write to the channel layer (the "doorbell").
+
+Why a doorbell and not the delivery itself: channels-redis may drop messages (a
+channel over capacity, Redis restarting), so consumers treat every event only as a
+hint of "ids up to N exist" and read anything they missed from the database.
+
+Publishing happens on one long-lived event loop thread per process: the channel
+layer keeps its Redis connections per event loop, so reusing one loop avoids a new
+connection (and a leaked one) per signal, and `on_commit` callers never block on
+Redis longer than a bounded wait.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import threading
+from concurrent.futures import TimeoutError as FutureTimeout
+from typing import Any
+
+from channels.layers import get_channel_layer
+from django.db import transaction
+
+logger = logging.getLogger(__name__)
+
+SIGNALS_GROUP = "signals"
+_PUBLISH_TIMEOUT_SECONDS = 2.0
+
+_loop: asyncio.AbstractEventLoop | None = None
+_loop_lock = threading.Lock()
+
+
+def _publisher_loop() -> asyncio.AbstractEventLoop:
+    global _loop
+    with _loop_lock:
+        if _loop is None or _loop.is_closed():
+            loop = asyncio.new_event_loop()
+            thread = threading.Thread(target=loop.run_forever, name="signal-publisher", daemon=True)
+            thread.start()
+            _loop = loop
+        return _loop
+
+
+def _publish(message: dict[str, Any]) -> bool:
+    """Send `message` to the signals group. Returns False (and logs) if Redis is
+    unreachable: the signal is already committed and clients recover it from the DB."""
+    layer = get_channel_layer()
+    if layer is None:
+        return False
+    try:
+        running = asyncio.get_running_loop()
+    except RuntimeError:
+        running = None
+    if running is not None:
+        # Called from async code (a consumer, an async test): publish in the background.
+        task = running.create_task(layer.group_send(SIGNALS_GROUP, message))
+        task.add_done_callback(_log_failure)
+        return True
+    future = asyncio.run_coroutine_threadsafe(layer.group_send(SIGNALS_GROUP, message), _publisher_loop())
+    try:
+        future.result(timeout=_PUBLISH_TIMEOUT_SECONDS)
+    except (FutureTimeout, Exception) as exc:  # noqa: BLE001 - never fail the writer
+        future.cancel()
+        logger.warning("doorbell publish failed (clients will catch up from the DB): %r", exc)
+        from .metrics import BROADCAST_FAILURES
+
+        BROADCAST_FAILURES.inc()
+        return False
+    return True
+
+
+def _log_failure(task: asyncio.Task) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        logger.warning("doorbell publish failed: %r", task.exception())
+
+
+def signal_event(signal) -> dict[str, Any]:
+    """The channel-layer message for a new signal: its id, filter keys, and the
+    client frame encoded once here so web processes never re-encode per client."""
+    from .selectors import signal_payload
+
+    frame = json.dumps({"type": "new_signal", "signal": signal_payload(signal)}, separators=(",", ":"))
+    return {
+        "type": "signal.new",
+        "id": signal.id,
+        "symbol": signal.symbol,
+        "market": signal.market,
+        "frame": frame,
+    }
+
+
+def signal_broadcast(signal) -> bool:
+    """Publish a committed signal's doorbell. Returns True when it reached Redis."""
+    from .metrics import BROADCASTS
+
+    BROADCASTS.labels(kind="signal").inc()
+    return _publish(signal_event(signal))
+
+
+def signal_broadcast_on_commit(signal) -> None:
+    """Schedule the doorbell for after COMMIT: a client must never hear of a signal
+    it cannot read yet, nor of one that was rolled back."""
+    transaction.on_commit(lambda: signal_broadcast(signal))
+
+
+def outcome_broadcast_on_commit(outcome) -> None:
+    from .selectors import outcome_payload
+
+    def _send() -> None:
+        frame = json.dumps(
+            {"type": "outcome", "signal_id": outcome.signal_id, "outcome": outcome_payload(outcome)},
+            separators=(",", ":"),
+        )
+        signal = outcome.signal
+        _publish(
+            {
+                "type": "signal.outcome",
+                "id": outcome.signal_id,
+                "symbol": signal.symbol,
+                "market": signal.market,
+                "frame": frame,
+            }
+        )
+
+    transaction.on_commit(_send)
+
+
+def health_broadcast(health: dict[str, Any]) -> bool:
+    """Push the latest health summary to every dashboard."""
+    frame = json.dumps({"type": "health", **health}, separators=(",", ":"), default=str)
+    return _publish({"type": "health.update", "frame": frame})

@@ -1,0 +1,22 @@
+from django.contrib import admin
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from . import ops_views
+
+admin.site.site_header = "Trading signals admin"
+admin.site.site_title = "Trading signals"
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("accounts/", include("django.contrib.auth.urls")),
+    path("api/", include("signals.api.urls")),
+    path("api/market/", include("pipeline.urls")),
+    path("api/stats/", ops_views.stats, name="stats"),
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+    path("api-auth/", include("rest_framework.urls")),
+    path("health/", ops_views.health, name="health"),
+    path("metrics", ops_views.metrics_view, name="metrics"),
+    path("", include("dashboard.urls")),
+]
