@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import weakref
 from urllib.parse import parse_qs
 
@@ -25,12 +26,14 @@ MAX_CLIENT_ERRORS = 20
 # A doorbell can be lost (Redis restart, over-capacity channel). Once per interval
 # each web process reads max(id) once and wakes any local client that is behind,
 # so even the last signal before a silence arrives without a reconnect.
-WATCHDOG_INTERVAL_SECONDS = 5.0
+WATCHDOG_INTERVAL_SECONDS = float(os.environ.get("WS_WATCHDOG_SECONDS", "5"))
 
-CLOSE_BAD_REQUEST = 4400
-CLOSE_TOO_BIG = 1009
-CLOSE_POLICY = 1008
-CLOSE_UNSUPPORTED = 1003
+# Application close codes live in 4000-4999 (autobahn, under daphne, refuses to send
+# the RFC's 1003/1008/1009 from a server); each mirrors the HTTP/RFC meaning.
+CLOSE_BAD_REQUEST = 4400     # bad query string
+CLOSE_UNSUPPORTED = 4415     # binary frame (RFC 1003)
+CLOSE_TOO_BIG = 4413         # message over the size limit (RFC 1009)
+CLOSE_POLICY = 4429          # too many malformed messages (RFC 1008)
 
 
 class QueryError(ValueError):
