@@ -8,25 +8,21 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
-import weakref
+from collections import deque
 from urllib.parse import parse_qs
 
 from channels.generic.websocket import AsyncWebsocketConsumer
+from channels.consumer import get_handler_name
 
 from . import metrics
-from .broadcast import SIGNALS_GROUP
 from .delivery import SignalCursor, current_max_id
+from .hub import local_hub
 from .models import Market
 
 logger = logging.getLogger(__name__)
 
 MAX_CLIENT_MESSAGE_BYTES = 4096
 MAX_CLIENT_ERRORS = 20
-# A doorbell can be lost (Redis restart, over-capacity channel). Once per interval
-# each web process reads max(id) once and wakes any local client that is behind,
-# so even the last signal before a silence arrives without a reconnect.
-WATCHDOG_INTERVAL_SECONDS = float(os.environ.get("WS_WATCHDOG_SECONDS", "5"))
 
 # Application close codes live in 4000-4999 (autobahn, under daphne, refuses to send
 # the RFC's 1003/1008/1009 from a server); each mirrors the HTTP/RFC meaning.
@@ -34,6 +30,7 @@ CLOSE_BAD_REQUEST = 4400     # bad query string
 CLOSE_UNSUPPORTED = 4415     # binary frame (RFC 1003)
 CLOSE_TOO_BIG = 4413         # message over the size limit (RFC 1009)
 CLOSE_POLICY = 4429          # too many malformed messages (RFC 1008)
+CLOSE_SERVER_ERROR = 4500    # our side failed mid-stream; the client should resume
 
 
 class QueryError(ValueError):
@@ -63,47 +60,12 @@ def parse_stream_query(query: dict[str, list[str]]) -> tuple[int | None, dict[st
     return after_id, filters
 
 
-class _Watchdog:
-    """One per event loop (= per web process): a single cheap query per interval."""
-
-    def __init__(self) -> None:
-        self.consumers: weakref.WeakSet[SignalConsumer] = weakref.WeakSet()
-        self.task: asyncio.Task | None = None
-        self.previous_max = 0
-
-    def register(self, consumer: "SignalConsumer") -> None:
-        self.consumers.add(consumer)
-        if self.task is None or self.task.done():
-            self.task = asyncio.get_running_loop().create_task(self._run())
-
-    async def _run(self) -> None:
-        while self.consumers:
-            await asyncio.sleep(WATCHDOG_INTERVAL_SECONDS)
-            try:
-                latest = await current_max_id()
-            except Exception as exc:  # noqa: BLE001 - database hiccup: try next round
-                logger.warning("watchdog could not read max id: %r", exc)
-                continue
-            # Only act on ids that were already visible last round: a doorbell normally
-            # arrives within milliseconds, so this avoids racing the live path.
-            target = min(latest, self.previous_max)
-            self.previous_max = latest
-            for consumer in list(self.consumers):
-                if consumer.cursor is not None and consumer.cursor.mark < target:
-                    asyncio.get_running_loop().create_task(consumer.catch_up(target))
-
-
-_watchdogs: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Watchdog]" = weakref.WeakKeyDictionary()
-
-
-def _watchdog() -> _Watchdog:
-    loop = asyncio.get_running_loop()
-    if loop not in _watchdogs:
-        _watchdogs[loop] = _Watchdog()
-    return _watchdogs[loop]
-
-
 class SignalConsumer(AsyncWebsocketConsumer):
+    """One browser or API client. Doorbells come from the process hub (signals.hub),
+    not from a per-connection channel, so the consumer has no channel of its own."""
+
+    # No per-connection channel-layer channel: the hub holds the one subscription.
+    channel_layer_alias = "__no_per_connection_channel__"
     cursor: SignalCursor | None = None
 
     async def connect(self) -> None:
@@ -119,54 +81,120 @@ class SignalConsumer(AsyncWebsocketConsumer):
             await self.accept()
             await self.close(code=CLOSE_BAD_REQUEST, reason=str(exc))
             return
-        self._lock = asyncio.Lock()
         self._errors = 0
+        self._lock = asyncio.Lock()
+        self._backlog: deque[dict] = deque()
+        self._busy = True  # until the replay is done, doorbells queue in the backlog
+        self._drainer: asyncio.Task | None = None
+        self._hub = local_hub()
+        # Subscribe before reading: nothing committed from now on can be missed.
+        await self._hub.register(self)
+        await self.accept()
+        metrics.WS_CONNECTIONS.inc()
+        self._counted = True
         async with self._lock:
-            # Subscribe before reading: nothing committed from now on can be missed.
-            await self.channel_layer.group_add(SIGNALS_GROUP, self.channel_name)
-            self._joined = True
-            await self.accept()
-            metrics.WS_CONNECTIONS.inc()
-            self._counted = True
             if after_id is None:
                 after_id = await current_max_id()
             self.cursor = SignalCursor(after_id=after_id, filters=filters, on_fill=metrics.WS_GAP_FILLS.inc)
-            await self.cursor.replay(self._send_frame)
-        _watchdog().register(self)
+            await self.cursor.replay(self.send_text)
+            await self._drain_backlog()
+
+    async def dispatch(self, message) -> None:
+        """Like channels' dispatch, minus its per-message `aclose_old_connections()`.
+
+        channels 4.2+ hops to the sync thread before EVERY handler to close stale DB
+        connections. Client frames do not touch the database, and the paths that do
+        go through database_sync_to_async, which closes old connections itself.
+        """
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(f"No handler for message type {message['type']}")
+        await handler(message)
 
     async def disconnect(self, code) -> None:
-        if getattr(self, "_joined", False):
-            await self.channel_layer.group_discard(SIGNALS_GROUP, self.channel_name)
+        hub = getattr(self, "_hub", None)
+        if hub is not None:
+            hub.unregister(self)
+        if self._drainer_running():
+            self._drainer.cancel()
         if getattr(self, "_counted", False):
             metrics.WS_CONNECTIONS.dec()
             self._counted = False
 
-    async def _send_frame(self, frame: str) -> None:
+    async def send_text(self, frame: str) -> None:
         await self.send(text_data=frame)
 
-    # --- channel-layer events ------------------------------------------------------
-    async def signal_new(self, event) -> None:
-        if self.cursor is None:
-            return
+    # --- the hub's side (signals.hub.HubClient) ------------------------------------------
+    def offer(self, event: dict) -> str | None:
+        """Fast path, called synchronously by the hub for each doorbell: return the
+        frame to write now, or None (duplicate, filtered out, or queued for the
+        ordered slow path because a replay/fill is in progress or ids jumped)."""
+        if self.cursor is None or self._busy or self._backlog:
+            self._enqueue(event)
+            return None
+        kind = event.get("type")
+        if kind == "signal.new":
+            signal_id = int(event["id"])
+            if signal_id <= self.cursor.mark:
+                return None
+            if signal_id != self.cursor.mark + 1:
+                self._enqueue(event)  # doorbells were lost: fill from the DB, in order
+                return None
+            self.cursor.mark = signal_id
+            if not self.cursor.matches(event):
+                return None
+            self.cursor.sent += 1
+            return event["frame"]
+        return self.offer_unqueued(event)
+
+    def lagging_behind(self, max_id: int) -> bool:
+        return self.cursor is not None and self.cursor.mark < max_id
+
+    def request_catch_up(self, up_to_id: int) -> None:
+        self._enqueue({"type": "catch_up", "id": up_to_id})
+
+    def _enqueue(self, event: dict) -> None:
+        self._backlog.append(event)
+        if self.cursor is not None and not self._busy and not self._drainer_running():
+            self._drainer = asyncio.get_running_loop().create_task(self._drain_locked())
+
+    def _drainer_running(self) -> bool:
+        return getattr(self, "_drainer", None) is not None and not self._drainer.done()
+
+    async def _drain_locked(self) -> None:
         async with self._lock:
-            await self.cursor.on_doorbell(event, self._send_frame)
+            self._busy = True
+            await self._drain_backlog()
 
-    async def signal_outcome(self, event) -> None:
-        if self.cursor is not None and self.cursor.matches(event):
-            await self.send(text_data=event["frame"])
+    async def _drain_backlog(self) -> None:
+        """Handle queued doorbells in order; clears `_busy` only once the backlog is
+        empty, with no await in between, so the fast path can never overtake it."""
+        try:
+            while self._backlog:
+                event = self._backlog.popleft()
+                kind = event.get("type")
+                if kind == "signal.new":
+                    await self.cursor.on_doorbell(event, self.send_text)
+                elif kind == "catch_up":
+                    await self.cursor.catch_up(int(event["id"]), self.send_text)
+                else:
+                    frame = self.offer_unqueued(event)
+                    if frame is not None:
+                        await self.send_text(frame)
+        except Exception as exc:  # noqa: BLE001 - socket gone or DB hiccup: drop the client
+            logger.info("closing a client whose backlog failed: %r", exc)
+            self._backlog.clear()
+            await self.close(code=CLOSE_SERVER_ERROR, reason="temporary server error, please reconnect")
+        finally:
+            self._busy = False
 
-    async def health_update(self, event) -> None:
-        if self.cursor is not None:
-            await self.send(text_data=event["frame"])
-
-    async def catch_up(self, up_to_id: int) -> None:
-        if self.cursor is None:
-            return
-        async with self._lock:
-            try:
-                await self.cursor.catch_up(up_to_id, self._send_frame)
-            except Exception as exc:  # noqa: BLE001 - closed socket or DB hiccup
-                logger.debug("catch-up failed: %r", exc)
+    def offer_unqueued(self, event: dict) -> str | None:
+        kind = event.get("type")
+        if kind == "signal.outcome":
+            return event["frame"] if self.cursor.matches(event) else None
+        if kind == "health.update":
+            return event["frame"]
+        return None
 
     # --- client messages -----------------------------------------------------------
     async def receive(self, text_data=None, bytes_data=None) -> None:

@@ -12,7 +12,7 @@ from channels.testing import WebsocketCommunicator
 from django.contrib.auth import get_user_model
 from rest_framework.authtoken.models import Token
 
-from signals import broadcast, consumers
+from signals import broadcast, consumers, hub
 from signals.services import demo_instruments_seed, signal_create
 from signals_project.asgi import application
 
@@ -157,7 +157,7 @@ async def test_it_fills_from_the_database_when_doorbells_are_lost(setup_data, mo
 
 async def test_it_recovers_a_lost_last_doorbell_without_a_reconnect(setup_data, monkeypatch):
     _, token = setup_data
-    monkeypatch.setattr(consumers, "WATCHDOG_INTERVAL_SECONDS", 0.2)
+    monkeypatch.setattr(hub, "WATCHDOG_INTERVAL_SECONDS", 0.2)
     comm = await _connect(token, "?after_id=0")
     assert (await comm.connect())[0]
     monkeypatch.setattr(broadcast, "_publish", lambda message: False)
