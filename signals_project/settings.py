@@ -27,8 +27,10 @@ def _env_list(name: str, default: str) -> list[str]:
 
 DEBUG = _env_bool("DEBUG", False)
 # A missing SECRET_KEY is only tolerated in DEBUG/dev runs; production must set one.
+# The "django-insecure-" prefix makes `check --deploy` (security.W009) flag this
+# public fallback if a production environment forgets SECRET_KEY.
 SECRET_KEY = os.environ.get("SECRET_KEY") or (
-    "dev-insecure-key-do-not-use-in-production-0123456789abcdefghijklmnop"
+    "django-insecure-dev-key-do-not-use-in-production-0123456789abcdefghijklmnop"
 )
 ALLOWED_HOSTS = _env_list("ALLOWED_HOSTS", "127.0.0.1,localhost,[::1],testserver")
 CSRF_TRUSTED_ORIGINS = _env_list("CSRF_TRUSTED_ORIGINS", "")
@@ -86,7 +88,13 @@ TEMPLATES = [
 # the worker, beat and the feed can write side by side without "database is locked".
 DATABASE_URL = os.environ.get("DATABASE_URL", "").strip()
 if DATABASE_URL:
-    DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=0)}
+    # Persistent connections: async consumers run their queries on a few long-lived
+    # threads; reconnecting to PostgreSQL per query made a handshake cost ~50 ms.
+    DATABASES = {
+        "default": dj_database_url.parse(
+            DATABASE_URL, conn_max_age=int(os.environ.get("DB_CONN_MAX_AGE", "60")), conn_health_checks=True
+        )
+    }
 else:
     VAR_DIR.mkdir(parents=True, exist_ok=True)
     DATABASES = {
@@ -108,15 +116,25 @@ IS_POSTGRES = DATABASES["default"]["ENGINE"].endswith("postgresql")
 # --- Redis: channel layer, Celery broker, latest-price cache --------------------
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0").strip()
 CHANNEL_LAYER_PREFIX = os.environ.get("CHANNEL_LAYER_PREFIX", "signals")
-CHANNEL_LAYERS = {
-    "default": {
-        # Pub/sub layer chosen by measurement (see README "Channel layer choice"):
-        # one SUBSCRIBE per group per process, no per-channel list + Lua fan-out, and
-        # no pool exhaustion under reconnect storms.
-        "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
-        "CONFIG": {"hosts": [REDIS_URL], "prefix": CHANNEL_LAYER_PREFIX},
+# Pub/sub layer chosen by measurement (README "Channel layer choice", bench/fanout.py):
+# one Redis message per process per doorbell instead of one list push per client,
+# and no connection-pool exhaustion under reconnect storms. CHANNEL_LAYER_BACKEND=core
+# selects channels-redis' list-based RedisChannelLayer (kept for comparison).
+CHANNEL_LAYER_BACKEND = os.environ.get("CHANNEL_LAYER_BACKEND", "pubsub")
+if CHANNEL_LAYER_BACKEND == "core":
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {"hosts": [REDIS_URL], "prefix": CHANNEL_LAYER_PREFIX, "capacity": 1000},
+        }
     }
-}
+else:
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+            "CONFIG": {"hosts": [REDIS_URL], "prefix": CHANNEL_LAYER_PREFIX},
+        }
+    }
 CACHES = {
     "default": {
         "BACKEND": "django.core.cache.backends.redis.RedisCache",
@@ -205,3 +223,11 @@ LOGGING = {
         "django.channels.server": {"level": "WARNING"},
     },
 }
+
+# Periodic jobs (fallback polling, gap backfill, health score). Kept in a plain module
+# with no Django imports so settings can load it; django-celery-beat syncs it into
+# its database tables when beat starts.
+try:
+    from pipeline.schedule import BEAT_SCHEDULE as CELERY_BEAT_SCHEDULE  # noqa: E402
+except ImportError:  # pragma: no cover - the module is part of the project
+    CELERY_BEAT_SCHEDULE = {}
