@@ -182,3 +182,13 @@ def daphne_server(transactional_db):
     server = DaphneProcess().start()
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="module")
+def shared_daphne(django_db_setup, django_db_blocker):
+    """One daphne per test module (starting one costs seconds). Tests using it still
+    request `transactional_db`, so each starts from empty tables."""
+    with django_db_blocker.unblock():
+        server = DaphneProcess().start()
+    yield server
+    server.stop()

@@ -227,7 +227,9 @@ LOGGING = {
 # Periodic jobs (fallback polling, gap backfill, health score). Kept in a plain module
 # with no Django imports so settings can load it; django-celery-beat syncs it into
 # its database tables when beat starts.
-try:
-    from pipeline.schedule import BEAT_SCHEDULE as CELERY_BEAT_SCHEDULE  # noqa: E402
-except ImportError:  # pragma: no cover - the module is part of the project
-    CELERY_BEAT_SCHEDULE = {}
+from pipeline.schedule import BEAT_SCHEDULE  # noqa: E402
+
+CELERY_BEAT_SCHEDULE = {
+    **BEAT_SCHEDULE,
+    "health-score": {"task": "signals.health_publish", "schedule": 30.0},
+}

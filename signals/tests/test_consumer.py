@@ -10,6 +10,7 @@ import pytest
 from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
 from django.contrib.auth import get_user_model
+from django.db import connection
 from rest_framework.authtoken.models import Token
 
 from signals import broadcast, consumers, hub
@@ -122,8 +123,11 @@ async def test_it_closes_the_hand_over_race_with_no_gap_and_no_duplicate(setup_d
     created_during: list[int] = []
 
     def _writer():
-        while not stop.is_set() and len(created_during) < 40:
-            created_during.append(_create())
+        try:
+            while not stop.is_set() and len(created_during) < 40:
+                created_during.append(_create())
+        finally:
+            connection.close()  # this thread's own DB connection
 
     thread = threading.Thread(target=_writer)
     thread.start()

