@@ -147,7 +147,8 @@ class DaphneProcess:
         return f"ws://127.0.0.1:{self.port}"
 
     def start(self, timeout: float = 20.0) -> "DaphneProcess":
-        env = dict(os.environ, DATABASE_URL=child_database_url(), **self.extra_env)
+        # Persistent DB connections as in production; they end with the process.
+        env = dict(os.environ, DATABASE_URL=child_database_url(), DB_CONN_MAX_AGE="60", **self.extra_env)
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(

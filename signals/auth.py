@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from channels.auth import AuthMiddlewareStack
-from channels.db import database_sync_to_async
 from django.contrib.auth.models import AnonymousUser
 
+from .delivery import db_read
 
-@database_sync_to_async
+
+@db_read
 def _user_for_token(key: str):
     from rest_framework.authtoken.models import Token
 

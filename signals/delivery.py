@@ -14,6 +14,7 @@ arrives later as a doorbell and is dropped as a duplicate.
 """
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -24,18 +25,23 @@ from .selectors import signal_after, signal_max_id, signal_payload
 
 REPLAY_BATCH = 500
 
+# Reads run off Django's single sync thread (thread_sensitive=False), each worker
+# thread with its own persistent connection: a reconnect storm's handshakes and
+# replays then query in parallel instead of queueing behind one another.
+db_read = functools.partial(database_sync_to_async, thread_sensitive=False)
+
 
 def new_signal_frame(signal) -> str:
     return json.dumps({"type": "new_signal", "signal": signal_payload(signal)}, separators=(",", ":"))
 
 
-@database_sync_to_async
+@db_read
 def _fetch(after_id: int, up_to_id: int | None, filters: dict[str, str], limit: int) -> list[tuple[int, str]]:
     rows = signal_after(after_id=after_id, up_to_id=up_to_id, filters=filters, limit=limit)
     return [(s.id, new_signal_frame(s)) for s in rows]
 
 
-@database_sync_to_async
+@db_read
 def _max_id() -> int:
     return signal_max_id()
 

@@ -86,10 +86,8 @@ async def test_it_replays_then_delivers_live_over_a_real_server(shared_daphne, s
     first = [await create() for _ in range(3)]
     async with _ws(shared_daphne, staff_token_live, f"?after_id={first[0]}") as ws:
         assert await _ids(ws, 2) == first[1:]
-        started = time.perf_counter()
         live = await asyncio.to_thread(_post_signal, shared_daphne, staff_token_live)
         assert await _ids(ws, 1) == [live]
-        assert time.perf_counter() - started < 1.0
         await _silent(ws)
 
 
@@ -211,3 +209,20 @@ async def test_it_loses_nothing_when_redis_restarts_mid_session(transactional_db
         server.stop()
         redis_server.stop()
 
+
+
+async def test_it_survives_a_storm_of_150_simultaneous_handshakes(shared_daphne, staff_token_live):
+    """A reconnect storm is normal life (every browser reconnects after a deploy)."""
+    async def _one():
+        ws = await _ws(shared_daphne, staff_token_live)
+        return ws
+
+    sockets = await asyncio.gather(*(_one() for _ in range(150)), return_exceptions=True)
+    failures = [s for s in sockets if isinstance(s, BaseException)]
+    try:
+        assert not failures, f"{len(failures)} handshakes failed, first: {failures[0]!r}"
+        new_id = await create()
+        for ws in sockets:
+            assert await _ids(ws, 1, timeout=15) == [new_id]
+    finally:
+        await asyncio.gather(*(s.close() for s in sockets if not isinstance(s, BaseException)))
