@@ -8,13 +8,24 @@ from __future__ import annotations
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
+from django.http import HttpResponseBadRequest
 
 from .models import Instrument, Signal, SignalOutcome
 from .services import TIMEFRAMES, SignalValidationError, signal_create, signal_validate
 
 
+class _RefuseNulQueryMixin:
+    """A NUL byte in a search or filter would reach PostgreSQL as a DataError (a 500);
+    answer 400 instead."""
+
+    def changelist_view(self, request, extra_context=None):
+        if any("\x00" in value for _, values in request.GET.lists() for value in values):
+            return HttpResponseBadRequest("Search and filter values must not contain NUL characters.")
+        return super().changelist_view(request, extra_context)
+
+
 @admin.register(Instrument)
-class InstrumentAdmin(admin.ModelAdmin):
+class InstrumentAdmin(_RefuseNulQueryMixin, admin.ModelAdmin):
     list_display = ("symbol", "market", "base", "quote", "tick_size", "active")
     list_filter = ("market", "active")
     search_fields = ("symbol", "base", "quote")
@@ -82,7 +93,7 @@ class SignalOutcomeInline(admin.StackedInline):
 
 
 @admin.register(Signal)
-class SignalAdmin(admin.ModelAdmin):
+class SignalAdmin(_RefuseNulQueryMixin, admin.ModelAdmin):
     list_display = ("id", "symbol", "market", "direction", "entry_price", "stop_loss", "take_profit",
                     "confidence", "source", "outcome_status", "created_at")
     list_filter = ("market", "source", "direction", "outcome__status", "timeframe")

@@ -121,7 +121,10 @@ class Signal(models.Model):
         return f"#{self.id} {self.direction} {self.symbol} @ {self.entry_price}"
 
     def save(self, *args, **kwargs):
-        if self.pk is not None and not self._state.adding:
+        # A signal is saved exactly once, as an INSERT. An instance loaded from the
+        # database, or one built with an explicit id (which Django would try as an
+        # UPDATE first), would overwrite a published signal.
+        if self.pk is not None and not (self._state.adding and kwargs.get("force_insert")):
             raise ImmutableSignalError("Signals are permanent: their content can never be edited.")
         super().save(*args, **kwargs)
 

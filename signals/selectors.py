@@ -66,6 +66,9 @@ def signal_list(*, filters: dict[str, str] | None = None) -> QuerySet[Signal]:
     qs = Signal.objects.select_related("outcome").order_by("-id")
     for key, value in (filters or {}).items():
         if key in LIST_FILTERS and value:
+            if "\x00" in value:
+                # PostgreSQL text cannot hold NUL, so nothing matches; asking would be a DataError.
+                return qs.none()
             qs = qs.filter(**{key: value.upper() if key == "symbol" else value})
     return qs
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import re
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -17,6 +18,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from .broadcast import signal_broadcast_on_commit, outcome_broadcast_on_commit
+from .metrics import SIGNALS_CREATED
 from .models import (
     Direction,
     IdempotencyRecord,
@@ -30,6 +32,14 @@ from .models import (
 _SIGNAL_CREATE_LOCK_KEY = 0x5167_4E41  # "SgNA"
 MAX_NOTE_LENGTH = 2000
 TIMEFRAMES = ("1m", "5m", "15m", "30m", "1h", "4h", "1d", "1w")
+# The price columns are NUMERIC(24, 10): more decimals would be rounded silently by
+# the database (1e-11 even to 0), so the broadcast copy would differ from the row.
+PRICE_DECIMAL_PLACES = 10
+_MAX_PRICE = Decimal("1e14")
+# Plain ASCII numerals only: Decimal() alone also accepts "1_000", "١٠٠" and spaces.
+_NUMERAL = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?|[+-]?(nan|snan|inf|infinity)", re.I | re.A)
+# r_multiple is NUMERIC(12, 4); a stop a hair away from the entry could overflow it.
+_MAX_R_MULTIPLE = Decimal("99999999.9999")
 
 
 class SignalValidationError(Exception):
@@ -54,9 +64,20 @@ def _to_decimal(value: Any, field: str, errors: dict[str, list[str]]) -> Decimal
     if value is None or value == "":
         errors.setdefault(field, []).append("This field is required.")
         return None
+    if isinstance(value, bool) or not isinstance(value, (str, int, float, Decimal)):
+        errors.setdefault(field, []).append("A valid number is required.")
+        return None
     try:
-        number = Decimal(str(value))
-    except (InvalidOperation, ValueError):
+        text = str(value)
+    except ValueError:  # an int too long to print (Python's 4300-digit limit)
+        errors.setdefault(field, []).append("Price is too large.")
+        return None
+    if not _NUMERAL.fullmatch(text):
+        errors.setdefault(field, []).append("A valid number is required.")
+        return None
+    try:
+        number = Decimal(text)
+    except InvalidOperation:  # an exponent beyond Decimal's range
         errors.setdefault(field, []).append("A valid number is required.")
         return None
     if not number.is_finite():
@@ -65,10 +86,18 @@ def _to_decimal(value: Any, field: str, errors: dict[str, list[str]]) -> Decimal
     if number <= 0:
         errors.setdefault(field, []).append("Must be a positive price.")
         return None
-    if number >= Decimal("1e14"):
+    if number >= _MAX_PRICE:
         errors.setdefault(field, []).append("Price is too large.")
         return None
+    if number != number.quantize(Decimal(1).scaleb(-PRICE_DECIMAL_PLACES)):
+        errors.setdefault(field, []).append(f"At most {PRICE_DECIMAL_PLACES} decimal places are allowed.")
+        return None
     return number
+
+
+def _has_nul(value: Any) -> bool:
+    # PostgreSQL text cannot hold NUL; catching it here keeps it a field error.
+    return isinstance(value, str) and "\x00" in value
 
 
 def _validate(
@@ -92,6 +121,8 @@ def _validate(
     instrument = None
     if not symbol or not isinstance(symbol, str):
         errors["symbol"] = ["This field is required."]
+    elif _has_nul(symbol):
+        errors["symbol"] = [f"Unknown symbol {symbol!r}."]
     else:
         instrument = Instrument.objects.filter(symbol=symbol.strip().upper()).first()
         if instrument is None:
@@ -138,13 +169,15 @@ def _validate(
         errors["timeframe"] = [f"Must be one of {', '.join(TIMEFRAMES)}."]
     clean["timeframe"] = timeframe
 
-    if not isinstance(source, str) or not source.strip() or len(source) > 64:
+    if not isinstance(source, str) or not source.strip() or len(source) > 64 or _has_nul(source):
         errors["source"] = ["A source name of 1 to 64 characters is required."]
     clean["source"] = source.strip() if isinstance(source, str) else source
 
     note = "" if note is None else note
     if not isinstance(note, str) or len(note) > MAX_NOTE_LENGTH:
         errors["note"] = [f"Must be text of at most {MAX_NOTE_LENGTH} characters."]
+    elif _has_nul(note):
+        errors["note"] = ["Must not contain NUL characters."]
     clean["note"] = note
 
     if expires_at is not None:
@@ -152,6 +185,9 @@ def _validate(
             errors["expires_at"] = ["Must be a timezone-aware date and time."]
         elif expires_at <= now:
             errors["expires_at"] = ["Must be in the future."]
+        else:
+            # Store and broadcast in UTC, as the database hands it back on every read.
+            expires_at = expires_at.astimezone(dt.timezone.utc)
     clean["expires_at"] = expires_at
     return clean, errors
 
@@ -168,6 +204,8 @@ def signal_validate(**fields: Any) -> dict[str, list[str]]:
 
 
 def _fingerprint(payload: dict[str, Any]) -> str:
+    # Decimals by value, so a retry sending 100 where the first sent "100.0" matches.
+    payload = {k: format(v.normalize(), "f") if isinstance(v, Decimal) else v for k, v in payload.items()}
     canonical = json.dumps(payload, sort_keys=True, default=str, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
 
@@ -263,7 +301,20 @@ def signal_create(
                 user=created_by, key=idempotency_key, fingerprint=fingerprint, signal=signal
             )
         signal_broadcast_on_commit(signal)
+        transaction.on_commit(lambda: SIGNALS_CREATED.labels(source=signal.source).inc())
     return SignalCreateResult(signal=signal, created=True)
+
+
+def _exit_price(value: Any) -> Decimal:
+    """A market price as the column stores it (int, float, str or Decimal accepted)."""
+    try:
+        price = Decimal(str(value))
+    except (InvalidOperation, ValueError):
+        raise ValueError(f"Not a price: {value!r}") from None
+    if not price.is_finite() or price <= 0 or price >= _MAX_PRICE:
+        raise ValueError(f"An exit price must be a positive finite number below {_MAX_PRICE}: {value!r}")
+    # Round like the NUMERIC(24, 10) column would, so the broadcast equals the row.
+    return price.quantize(Decimal(1).scaleb(-PRICE_DECIMAL_PLACES))
 
 
 def signal_outcome_close(
@@ -277,6 +328,7 @@ def signal_outcome_close(
     already closed (safe to run twice: the conditional UPDATE only matches `open`)."""
     if status not in (OutcomeStatus.TP_HIT, OutcomeStatus.SL_HIT, OutcomeStatus.EXPIRED):
         raise ValueError(f"Not a closing status: {status!r}")
+    exit_price = _exit_price(exit_price)
     closed_at = closed_at or timezone.now()
     with transaction.atomic():
         signal = Signal.objects.get(pk=signal_id)
@@ -284,7 +336,8 @@ def signal_outcome_close(
         move = exit_price - signal.entry_price
         if signal.direction == Direction.SHORT:
             move = -move
-        r_multiple = (move / risk).quantize(Decimal("0.0001")) if risk else Decimal("0")
+        r_multiple = max(-_MAX_R_MULTIPLE, min(_MAX_R_MULTIPLE, move / risk)) if risk else Decimal("0")
+        r_multiple = r_multiple.quantize(Decimal("0.0001"))
         updated = SignalOutcome.objects.filter(signal_id=signal_id, status=OutcomeStatus.OPEN).update(
             status=status, closed_at=closed_at, exit_price=exit_price, r_multiple=r_multiple
         )

@@ -3,6 +3,8 @@ and signals.selectors_stats)."""
 from __future__ import annotations
 
 from django.http import HttpResponse, JsonResponse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from rest_framework.decorators import api_view
 from rest_framework.response import Response
@@ -22,6 +24,7 @@ def metrics_view(request):
     return HttpResponse(generate_latest(), content_type=CONTENT_TYPE_LATEST)
 
 
+@extend_schema(responses=OpenApiTypes.OBJECT)  # a schema for /api/schema/ (and check --deploy)
 @api_view(["GET"])
 def stats(request):
     return Response(stats_24h())
