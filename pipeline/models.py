@@ -1,1 +1,88 @@
-"""Market-data models (filled in by the pipeline work)."""
+"""Market-data tables: OHLCV candles and the readiness state of each market.
+
+A Candle row is unique on (instrument, timeframe, open_time) and is written by
+upsert only (pipeline.services), so replays, retries and restarts converge on one
+row per bucket. The first/last trade keys let a partial batch merge into the row
+correctly whatever order trades arrive in (see pipeline.aggregation).
+"""
+from __future__ import annotations
+
+from django.db import models
+
+from signals.models import Instrument
+
+
+class Timeframe(models.TextChoices):
+    M1 = "1m", "1 minute"
+    M5 = "5m", "5 minutes"
+    M15 = "15m", "15 minutes"
+    H1 = "1h", "1 hour"
+
+
+class CandleSource(models.TextChoices):
+    TRADES = "trades", "Aggregated from trades"
+    ROLLUP = "rollup", "Rolled up from 1m candles"
+    EXCHANGE = "exchange", "Exchange kline"
+
+
+class Candle(models.Model):
+    id = models.BigAutoField(primary_key=True)
+    instrument = models.ForeignKey(Instrument, on_delete=models.PROTECT, related_name="candles")
+    timeframe = models.CharField(max_length=4, choices=Timeframe.choices)
+    open_time = models.DateTimeField()
+    open = models.DecimalField(max_digits=24, decimal_places=10)
+    high = models.DecimalField(max_digits=24, decimal_places=10)
+    low = models.DecimalField(max_digits=24, decimal_places=10)
+    close = models.DecimalField(max_digits=24, decimal_places=10)
+    volume = models.DecimalField(max_digits=32, decimal_places=12)
+    trades = models.BigIntegerField(default=0)
+    # (time ms, trade id) of the trades that set open and close: the merge keeps the
+    # earliest open and the latest close, whatever order partial batches arrive in.
+    first_trade_ms = models.BigIntegerField()
+    first_trade_id = models.BigIntegerField()
+    last_trade_ms = models.BigIntegerField()
+    last_trade_id = models.BigIntegerField()
+    # Open (still forming) vs closed (its time is over). A closed exchange kline is
+    # final: later trades never change it.
+    closed = models.BooleanField(default=False)
+    source = models.CharField(max_length=8, choices=CandleSource.choices, default=CandleSource.TRADES)
+    updated_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["instrument", "timeframe", "open_time"]
+        constraints = [
+            models.UniqueConstraint(fields=["instrument", "timeframe", "open_time"], name="candle_bucket_unique"),
+        ]
+        indexes = [
+            # Closing the rows whose time is over touches only the few open rows.
+            models.Index(fields=["instrument", "timeframe", "open_time"], name="candle_open_rows",
+                         condition=models.Q(closed=False)),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.instrument_id} {self.timeframe} {self.open_time:%Y-%m-%d %H:%M}"
+
+
+class ReadinessState(models.TextChoices):
+    WAITING_DATA = "WAITING_DATA", "Waiting for data"
+    CHECKING_DATA = "CHECKING_DATA", "Checking data"
+    READY = "READY", "Ready"
+    ACTIVE = "ACTIVE", "Active"
+    ERROR = "ERROR", "Error"
+    STOPPED = "STOPPED", "Stopped"
+
+
+class MarketReadiness(models.Model):
+    """Whether a market's data is trustworthy enough to trade on, and why."""
+
+    market = models.CharField(max_length=16, unique=True)
+    state = models.CharField(max_length=16, choices=ReadinessState.choices, default=ReadinessState.WAITING_DATA)
+    reason = models.TextField(blank=True, default="")
+    updated_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["market"]
+        verbose_name_plural = "market readiness"
+
+    def __str__(self) -> str:
+        return f"{self.market}: {self.state}"

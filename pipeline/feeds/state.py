@@ -1,0 +1,123 @@
+"""Connection state machine, per-connection health and reconnect backoff (pure).
+
+Why explicit: ad-hoc feed clients keep a couple of booleans ("connected",
+"running") and end up reconnecting a connection that is being shut down, or
+reporting "connected" for a socket that died. Here every change goes through
+`ConnectionStateMachine.move`, which refuses transitions the table does not allow,
+so an impossible sequence fails loudly in tests instead of silently in production.
+"""
+from __future__ import annotations
+
+import enum
+import random
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any, Callable
+
+
+class ConnectionState(str, enum.Enum):
+    CONNECTING = "connecting"
+    CONNECTED = "connected"
+    DISCONNECTING = "disconnecting"
+    DISCONNECTED = "disconnected"
+    ERROR = "error"
+    RECONNECTING = "reconnecting"
+
+
+S = ConnectionState
+TRANSITIONS: dict[ConnectionState, frozenset[ConnectionState]] = {
+    S.DISCONNECTED: frozenset({S.CONNECTING}),
+    # A handshake either succeeds, fails (error), or is abandoned on shutdown.
+    S.CONNECTING: frozenset({S.CONNECTED, S.ERROR, S.DISCONNECTED}),
+    # A live connection is closed on purpose, dies (error), or is recycled.
+    S.CONNECTED: frozenset({S.DISCONNECTING, S.ERROR, S.RECONNECTING}),
+    S.DISCONNECTING: frozenset({S.DISCONNECTED}),
+    S.ERROR: frozenset({S.RECONNECTING, S.DISCONNECTED}),
+    S.RECONNECTING: frozenset({S.CONNECTING, S.DISCONNECTED}),
+}
+
+
+class InvalidTransition(RuntimeError):
+    def __init__(self, name: str, old: ConnectionState, new: ConnectionState):
+        super().__init__(f"connection {name}: {old.value} -> {new.value} is not allowed")
+        self.old, self.new = old, new
+
+
+class ConnectionStateMachine:
+    """Holds one connection's state; `move` validates against TRANSITIONS."""
+
+    def __init__(self, name: str, *, on_change: Callable[[str, ConnectionState, ConnectionState, str], None] | None = None,
+                 clock: Callable[[], float] = time.time):
+        self.name = name
+        self.state = ConnectionState.DISCONNECTED
+        self.reason = ""
+        self.changed_at = clock()
+        self._on_change = on_change
+        self._clock = clock
+
+    def can_move(self, new: ConnectionState) -> bool:
+        return new in TRANSITIONS[self.state]
+
+    def move(self, new: ConnectionState, reason: str = "") -> None:
+        if new not in TRANSITIONS[self.state]:
+            raise InvalidTransition(self.name, self.state, new)
+        old, self.state, self.reason, self.changed_at = self.state, new, reason, self._clock()
+        if self._on_change:
+            self._on_change(self.name, old, new, reason)
+
+
+def backoff_delay(attempt: int, *, base: float, cap: float, rng: random.Random | None = None) -> float:
+    """Exponential backoff with full jitter: uniform(0, min(cap, base * 2**attempt)).
+
+    Full jitter (AWS architecture blog, "Exponential Backoff And Jitter") spreads a
+    reconnect storm of many clients evenly instead of in synchronized waves.
+    """
+    ceiling = min(cap, base * (2 ** min(attempt, 32)))
+    return (rng or random).uniform(0.0, ceiling)
+
+
+@dataclass
+class ConnectionHealth:
+    """Counters and timestamps for one logical connection (epoch seconds)."""
+    connected_at: float | None = None
+    last_message_at: float | None = None
+    last_ping_at: float | None = None       # last ping received from the server
+    latency_ms: float | None = None         # round trip of our keepalive ping
+    messages: int = 0
+    bytes: int = 0
+    trades: int = 0
+    klines: int = 0
+    malformed: int = 0
+    reconnects: int = 0
+    handshake_failures: int = 0
+    stale_events: int = 0
+    last_error: str = ""
+    symbol_last_message_at: dict[str, float] = field(default_factory=dict)
+    # Exchange time (ms) of the newest trade/kline per symbol: where a backfill after
+    # an outage must start, independent of our own clock.
+    symbol_last_market_ms: dict[str, int] = field(default_factory=dict)
+
+    def record_message(self, size: int, now: float) -> None:
+        self.messages += 1
+        self.bytes += size
+        self.last_message_at = now
+
+    def is_stale(self, now: float, stale_seconds: float) -> bool:
+        """No message for stale_seconds since the last message (or since connecting)."""
+        reference = self.last_message_at or self.connected_at
+        return reference is not None and now - reference > stale_seconds
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def symbol_stream_healthy(*, state: str, symbol_last_message_at: float | None, now: float,
+                          stale_seconds: float) -> bool:
+    """A symbol's stream is healthy when its connection is up and the symbol itself
+    produced a message recently (kline streams push every second or two even
+    without trades, so silence means a stalled stream)."""
+    return (
+        state == ConnectionState.CONNECTED.value
+        and symbol_last_message_at is not None
+        and now - symbol_last_message_at <= stale_seconds
+    )

@@ -1,0 +1,134 @@
+"""`manage.py pipeline_status`: one screen that says whether market data is flowing.
+
+Reads what the other processes publish (readiness rows and candles in the
+database, stream health and fallback state in Redis); it never talks to the
+exchange itself.
+"""
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from django.core.management.base import BaseCommand
+from django.utils import timezone
+
+from pipeline.feeds import health_store
+
+
+def _ago(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    seconds = max(0.0, seconds)
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    if seconds < 3600:
+        return f"{seconds // 60:.0f}m{seconds % 60:02.0f}s"
+    return f"{seconds // 3600:.0f}h{seconds % 3600 // 60:02.0f}m"
+
+
+def _table(headers: list[str], rows: list[list[str]]) -> str:
+    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
+    line = lambda cells: "  ".join(c.ljust(w) for c, w in zip(cells, widths)).rstrip()  # noqa: E731
+    return "\n".join([line(headers), line(["-" * w for w in widths]), *(line(r) for r in rows)])
+
+
+def _clip(text: str, width: int = 70) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+class Command(BaseCommand):
+    help = "Show markets, sessions, readiness, feed connections, stream health and candle freshness."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--json", action="store_true", help="print the raw status as JSON")
+
+    def handle(self, *args, **opts):
+        status = self._collect()
+        if opts["json"]:
+            self.stdout.write(json.dumps(status, indent=2, default=str))
+            return
+        self._print(status)
+
+    def _collect(self) -> dict[str, Any]:
+        from pipeline.selectors import market_data_health
+        from pipeline.sessions import market_session
+
+        now = timezone.now()
+        status: dict[str, Any] = {"at": now.isoformat()}
+        data = market_data_health(now=now)
+        for market, info in data["markets"].items():
+            info["session"] = market_session(market, now)
+        status["markets"] = data["markets"]
+        try:
+            status["feed"] = health_store.feed_process()
+            status["streams"] = health_store.feed_symbol_health(now=now.timestamp())
+            status["connections"] = health_store.feed_connections()
+            status["fallback"] = health_store.fallback_state_get()
+            status["redis_error"] = None
+        except Exception as exc:  # noqa: BLE001 - show what we can without Redis
+            status.update(feed=None, streams={}, connections=[], fallback={},
+                          redis_error=f"{type(exc).__name__}: {exc}")
+        return status
+
+    def _print(self, status: dict[str, Any]) -> None:
+        now = time.time()
+        out = self.stdout
+        feed = status["feed"]
+        if status["redis_error"]:
+            out.write(self.style.ERROR(f"Redis unreachable ({status['redis_error']}): stream state unknown"))
+        elif feed is None:
+            out.write(self.style.WARNING("Feed process: not running (no health published in the last seconds)"))
+        else:
+            stats = feed.get("stats", {})
+            out.write(self.style.SUCCESS(
+                f"Feed process: running (pid {feed.get('pid')}, up {_ago(now - feed.get('started_at', now))}, "
+                f"{feed.get('ws_url')}) · {feed.get('messages_per_second', 0):.1f} msg/s · "
+                f"{feed.get('trades_per_second', 0):.1f} trades/s · {stats.get('malformed', 0)} malformed skipped"))
+
+        out.write("\nMarkets")
+        rows = []
+        for market, info in sorted(status["markets"].items()):
+            session = info["session"]
+            if session["open"]:
+                when = "open 24/7" if session["next_close"] is None else f"open until {session['next_close']}"
+            else:
+                when = f"closed, opens {session['next_open']}"
+            readiness = info["readiness"]
+            rows.append([market, when, readiness["state"], _clip(readiness["reason"])])
+        out.write(_table(["MARKET", "SESSION", "READINESS", "REASON"], rows))
+
+        out.write("\nSymbols")
+        rows = []
+        for market, info in sorted(status["markets"].items()):
+            for symbol, sym in sorted(info["symbols"].items()):
+                stream = status["streams"].get(symbol)
+                if stream is None:
+                    stream_text, last = ("not streamed" if not info["session"]["open"] else "DOWN"), None
+                else:
+                    stream_text = "healthy" if stream["healthy"] else f"STALE ({stream['state']})"
+                    last = stream.get("last_message_at")
+                poll = status["fallback"].get(symbol)
+                rows.append([
+                    symbol, market, stream_text, _ago(now - last) if last else "-",
+                    f"polling ({poll.get('polls', 0)} polls)" if poll else "-",
+                    _ago(sym["newest_candle_age_seconds"]) + ("" if sym["fresh"] else " (stale)"),
+                ])
+        out.write(_table(["SYMBOL", "MARKET", "STREAM", "LAST MSG", "REST FALLBACK", "NEWEST CANDLE"], rows))
+
+        out.write("\nConnections")
+        rows = []
+        for conn in status["connections"]:
+            h = conn.get("health", {})
+            rows.append([
+                conn["name"], conn["state"], _ago(now - conn.get("state_since", now)),
+                str(len(conn.get("streams", []))), str(h.get("messages", 0)), str(h.get("reconnects", 0)),
+                str(h.get("malformed", 0)),
+                _ago(now - h["last_ping_at"]) if h.get("last_ping_at") else "-",
+                _clip(h.get("last_error") or "-", 50),
+            ])
+        out.write(_table(["NAME", "STATE", "FOR", "STREAMS", "MESSAGES", "RECONNECTS", "MALFORMED",
+                          "LAST PING", "LAST ERROR"], rows) if rows else "(none)")
+        if feed:
+            states = feed.get("stats", {}).get("states", {})
+            out.write("States: " + ", ".join(f"{k}={v}" for k, v in states.items()))

@@ -1,0 +1,226 @@
+"""Market-data writes: trades and exchange klines into candles, backfill, gap repair.
+
+Every candle write goes through here (and from here through pipeline.candle_sql),
+so the merge rules that keep candles correct under duplicate, late and replayed
+data live in one place. Higher timeframes are recomputed from the stored 1m rows
+after every write, in the same transaction, so 5m/15m/1h never disagree with 1m.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import threading
+import time
+from typing import Callable, Sequence
+
+from django.db import transaction
+from django.utils import timezone
+
+from signals.models import Instrument
+
+from . import candle_sql
+from .aggregation import (
+    TIMEFRAME_MS,
+    PartialCandle,
+    TradeDeduper,
+    batch_cutoffs,
+    bucket_start,
+    candles_from_trades,
+    kline_to_partial,
+    rollup_buckets,
+)
+from .candle_sql import Mode, dt_to_ms
+from .latest import latest_prices_set
+from .models import Candle, CandleSource
+from .selectors import UnknownSymbolError, candle_gaps, feed_instruments
+from .sessions import market_is_open
+from .types import Kline, Trade
+
+logger = logging.getLogger(__name__)
+
+KlineFetch = Callable[[str, str, int, int, int], list[Kline]]
+Progress = Callable[[int, int], None]
+BACKFILL_PAGE = 1000
+
+# One deduper per process: the feed is the only writer of trades for its symbols.
+# The lock makes filter -> write -> remember one step, so two overlapping calls can
+# never both accept the same trade.
+_dedupe_lock = threading.Lock()
+_deduper = TradeDeduper()
+_dedupe_instrument: dict[str, int] = {}
+
+
+def trade_dedupe_reset() -> None:
+    """Forget every remembered trade (a fresh process). For tests and operators."""
+    global _deduper
+    with _dedupe_lock:
+        _deduper = TradeDeduper()
+        _dedupe_instrument.clear()
+
+
+def _stored_floor(instrument_id: int) -> tuple[int, int] | None:
+    """(time ms, trade id) of the newest trade already stored for an instrument."""
+    return (
+        Candle.objects.filter(instrument_id=instrument_id, timeframe="1m")
+        .order_by("-open_time")
+        .values_list("last_trade_ms", "last_trade_id")
+        .first()
+    )
+
+
+def _seed_deduper(ids: dict[str, int]) -> None:
+    """Symbols this process has not seen (or whose instrument row changed) start from
+    what the database already holds."""
+    for symbol, instrument_id in ids.items():
+        if _dedupe_instrument.get(symbol) != instrument_id:
+            _deduper.forget(symbol)
+            _deduper.seed(symbol, _stored_floor(instrument_id))
+            _dedupe_instrument[symbol] = instrument_id
+
+
+def _newest_prices(trades: Sequence[Trade]) -> dict[str, tuple]:
+    newest: dict[str, Trade] = {}
+    for t in trades:
+        best = newest.get(t.symbol)
+        if best is None or (t.ts_ms, t.trade_id) > (best.ts_ms, best.trade_id):
+            newest[t.symbol] = t
+    return {s: (t.price, t.ts_ms) for s, t in newest.items()}
+
+
+def trades_ingest(*, trades: Sequence[Trade]) -> dict:
+    """Aggregate a batch of trades into candles and upsert them; update the latest price.
+
+    Safe with duplicates inside a batch, across batches and (by the stored newest
+    trade) across process restarts; out-of-order trades give the same candles as
+    in-order ones. Returns {"received", "accepted", "duplicates", "late",
+    "unknown_symbol", "candles_written"}.
+    """
+    stats = {"received": len(trades), "accepted": 0, "duplicates": 0, "late": 0,
+             "unknown_symbol": 0, "candles_written": 0}
+    if not trades:
+        return stats
+    symbols = {t.symbol for t in trades}
+    now = timezone.now()
+    with _dedupe_lock:
+        with transaction.atomic():
+            ids = candle_sql.instruments_lock(symbols=symbols)
+            known = trades if len(ids) == len(symbols) else [t for t in trades if t.symbol in ids]
+            stats["unknown_symbol"] = len(trades) - len(known)
+            _seed_deduper(ids)
+            result = _deduper.fresh(known)
+            stats["duplicates"], stats["late"] = result.duplicates, result.late
+            if result.fresh:
+                minutes = candles_from_trades(result.fresh)
+                # Duplicates and late trades still prove how far the exchange got.
+                cutoffs = batch_cutoffs(known)
+                stats["candles_written"] = candle_sql.candles_write(
+                    candles=minutes, instrument_ids=ids, mode=Mode.MERGE, source=CandleSource.TRADES,
+                    cutoffs=cutoffs, rollups=rollup_buckets(((c.symbol, c.open_ms) for c in minutes), cutoffs),
+                    now=now, durable=False,
+                )
+        # Remembered only once committed: a failed write leaves the trades acceptable
+        # for the caller's retry.
+        _deduper.remember(result)
+    stats["accepted"] = len(result.fresh)
+    if stats["unknown_symbol"]:
+        logger.warning("dropped %d trades of unknown symbols", stats["unknown_symbol"])
+    if result.fresh:
+        latest_prices_set(prices=_newest_prices(result.fresh))
+    return stats
+
+
+def klines_ingest(*, klines: Sequence[Kline]) -> int:
+    """Upsert exchange klines (REST backfill, polling fallback, kline stream).
+    Closed klines are authoritative and final; an in-progress kline only replaces a
+    still-open candle. Returns the number of rows written (rollups included)."""
+    if not klines:
+        return 0
+    for k in klines:
+        if k.timeframe not in TIMEFRAME_MS:
+            raise ValueError(f"Unsupported timeframe '{k.timeframe}': use one of {', '.join(TIMEFRAME_MS)}.")
+    now = timezone.now()
+    with transaction.atomic():
+        ids = candle_sql.instruments_lock(symbols={k.symbol for k in klines})
+        rows = [kline_to_partial(k) for k in klines if k.symbol in ids]
+        # A kline that is still forming proves the exchange reached its open; a closed
+        # one proves it reached its end.
+        cutoffs: dict[str, int] = {}
+        for c in rows:
+            reached = c.close_ms if c.closed else c.open_ms
+            cutoffs[c.symbol] = max(cutoffs.get(c.symbol, -1), reached)
+        written = candle_sql.candles_write(
+            candles=rows, instrument_ids=ids, mode=Mode.KLINE, source=CandleSource.EXCHANGE, cutoffs=cutoffs,
+            rollups=rollup_buckets(((c.symbol, c.open_ms) for c in rows if c.timeframe == "1m"), cutoffs), now=now,
+        )
+    if len(rows) < len(klines):
+        logger.warning("dropped %d klines of unknown symbols", len(klines) - len(rows))
+    now_ms = dt_to_ms(now)
+    newest: dict[str, PartialCandle] = {}
+    for c in rows:
+        if c.symbol not in newest or c.open_ms > newest[c.symbol].open_ms:
+            newest[c.symbol] = c
+    latest_prices_set(prices={s: (c.close, min(c.close_ms - 1, now_ms)) for s, c in newest.items()})
+    return written
+
+
+def candles_backfill(*, symbol: str, since_ms: int, until_ms: int | None = None, fetch: KlineFetch,
+                     progress: Progress | None = None, timeframe: str = "1m") -> int:
+    """Page exchange klines of `symbol` over [since_ms, until_ms) (until: now) through
+    `fetch(symbol, interval, start_ms, end_ms, limit)` and store them. `progress(done,
+    total)` is called after each page, in buckets. Returns klines stored."""
+    symbol = symbol.upper()
+    if not Instrument.objects.filter(symbol=symbol).exists():
+        raise UnknownSymbolError(symbol)
+    if timeframe not in TIMEFRAME_MS:
+        raise ValueError(f"Unsupported timeframe '{timeframe}': use one of {', '.join(TIMEFRAME_MS)}.")
+    size = TIMEFRAME_MS[timeframe]
+    until = until_ms if until_ms is not None else int(time.time() * 1000)
+    start = bucket_start(since_ms, timeframe)
+    total = max(0, -(-(until - start) // size))
+    stored = 0
+    while start < until:
+        page = fetch(symbol, timeframe, start, until - 1, BACKFILL_PAGE)
+        wanted = [k for k in page if start <= k.open_ms < until and k.symbol.upper() == symbol]
+        if not wanted:
+            break
+        klines_ingest(klines=wanted)
+        stored += len(wanted)
+        start = max(k.open_ms for k in wanted) + size
+        if progress is not None:
+            progress(min(total, (start - bucket_start(since_ms, timeframe)) // size), total)
+    if progress is not None:
+        progress(total, total)
+    return stored
+
+
+def candles_close_elapsed(*, now: dt.datetime, grace_seconds: float = 5.0) -> int:
+    """Close candles whose time ended more than `grace_seconds` ago, for symbols
+    that went quiet (no later trade or kline to close them). Returns rows closed."""
+    cutoff = dt_to_ms(now) - int(grace_seconds * 1000)
+    open_ids = list(Candle.objects.filter(closed=False).values_list("instrument_id", flat=True).distinct())
+    with transaction.atomic():
+        ids = candle_sql.instruments_lock(instrument_ids=open_ids).values()
+        return candle_sql.candles_close_until(cutoffs={i: cutoff for i in ids}, now=timezone.now())
+
+
+def candles_gap_repair(*, now: dt.datetime, hours: float, fetch: KlineFetch) -> dict[str, int]:
+    """For every fed symbol whose market is open now: find missing 1m candles over the
+    last `hours` (inside the market's sessions) and backfill them from REST. Also
+    closes candles whose time is over. Returns {symbol: klines stored}."""
+    candles_close_elapsed(now=now)
+    now_ms = dt_to_ms(now)
+    since_ms = now_ms - int(hours * 3_600_000)
+    repaired: dict[str, int] = {}
+    for instrument in feed_instruments():
+        if not market_is_open(instrument.market, now):
+            continue
+        stored = 0
+        for start, end in candle_gaps(symbol=instrument.symbol, timeframe="1m", since_ms=since_ms, until_ms=now_ms):
+            try:
+                stored += candles_backfill(symbol=instrument.symbol, since_ms=start, until_ms=end, fetch=fetch)
+            except Exception:  # noqa: BLE001 - one symbol's failure must not stop the others
+                logger.exception("gap backfill failed for %s [%s, %s)", instrument.symbol, start, end)
+                break
+        repaired[instrument.symbol] = stored
+    return repaired
+

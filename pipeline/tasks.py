@@ -1,0 +1,27 @@
+"""Celery tasks of the pipeline: thin doors onto plain functions (see their modules)."""
+from __future__ import annotations
+
+from celery import shared_task
+
+
+@shared_task(name="pipeline.tasks.feed_fallback_poll", ignore_result=True)
+def feed_fallback_poll() -> dict:
+    """Poll REST klines for symbols whose stream is down or stale (pipeline.feeds.fallback)."""
+    from pipeline.feeds.fallback import fallback_poll_locked
+
+    return fallback_poll_locked()
+
+
+# Hours of 1m history the periodic gap repair checks (inside market sessions only).
+GAP_REPAIR_HOURS = 6
+
+
+@shared_task(name="pipeline.tasks.candles_gap_repair", ignore_result=True)
+def candles_gap_repair() -> dict:
+    """Backfill missing 1m candles of open markets from REST (pipeline.services)."""
+    from django.utils import timezone
+
+    from pipeline.feeds.rest import BinanceRestClient
+    from pipeline.services import candles_gap_repair as repair
+
+    return repair(now=timezone.now(), hours=GAP_REPAIR_HOURS, fetch=BinanceRestClient.from_settings().klines)
