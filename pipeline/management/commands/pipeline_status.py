@@ -10,7 +10,7 @@ import json
 import time
 from typing import Any
 
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
 from pipeline.feeds import health_store
@@ -42,9 +42,18 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--json", action="store_true", help="print the raw status as JSON")
+        parser.add_argument("--check", action="store_true",
+                            help="health check for containers: exit 1 unless the feed process is publishing")
 
     def handle(self, *args, **opts):
         status = self._collect()
+        if opts["check"]:
+            if status["redis_error"]:
+                raise CommandError(f"Redis unreachable: {status['redis_error']}; check REDIS_URL")
+            if status["feed"] is None:
+                raise CommandError("the feed process has not published its health recently; is run_feed running?")
+            self.stdout.write("feed ok")
+            return
         if opts["json"]:
             self.stdout.write(json.dumps(status, indent=2, default=str))
             return
