@@ -171,7 +171,9 @@ class DaphneProcess:
         if self.proc and self.proc.poll() is None:
             self.proc.terminate()
             try:
-                self.proc.wait(timeout=10)
+                # daphne sometimes never exits on SIGTERM while a request is in flight
+                # (a worker thread waits on the stopped loop); don't wait long for it.
+                self.proc.wait(timeout=3)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()

@@ -1,0 +1,25 @@
+// The wire format shared by the WebSocket and SSE transports (see the contract in
+// ARCHITECTURE.md): query strings we send and frames we accept.
+
+/** after_id plus the server-side filters (symbol, market) and any extra params. */
+export function streamQuery(cursor, filters, extra = {}) {
+  const params = new URLSearchParams({ after_id: String(cursor) });
+  if (filters.symbol) params.set('symbol', filters.symbol);
+  if (filters.market) params.set('market', filters.market);
+  for (const [key, value] of Object.entries(extra)) if (value) params.set(key, value);
+  return params.toString();
+}
+
+/** A parsed frame we understand, or null for anything malformed. */
+export function parseFrame(text) {
+  let message;
+  try {
+    message = JSON.parse(text);
+  } catch (err) {
+    return null;
+  }
+  if (!message || typeof message !== 'object' || typeof message.type !== 'string') return null;
+  if (message.type === 'new_signal' && !(message.signal && Number.isInteger(message.signal.id))) return null;
+  if (message.type === 'outcome' && !Number.isInteger(message.signal_id)) return null;
+  return message;
+}

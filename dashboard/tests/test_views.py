@@ -1,0 +1,147 @@
+"""Server-rendered dashboard: login, rows newest first, filters, empty state."""
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+from django.urls import reverse
+
+pytestmark = pytest.mark.django_db
+
+
+def _row_ids(html: str) -> list[int]:
+    return [int(m) for m in re.findall(r'<tr class="signal-row" data-id="(\d+)"', html)]
+
+
+def _boot(html: str) -> dict:
+    match = re.search(r'<script id="dashboard-boot" type="application/json">(.*?)</script>', html, re.S)
+    assert match, "boot JSON missing"
+    return json.loads(match.group(1))
+
+
+@pytest.fixture
+def logged_in(client, reader_user):
+    client.force_login(reader_user)
+    return client
+
+
+def test_it_redirects_anonymous_visitors_to_the_login_page(client):
+    response = client.get("/")
+    assert response.status_code == 302
+    assert response["Location"].startswith("/accounts/login/?next=/")
+
+
+def test_it_renders_the_styled_login_page(client):
+    response = client.get("/accounts/login/")
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert '<label for="id_username">Username</label>' in html
+    assert 'autocomplete="current-password"' in html
+    assert "dashboard/css/dashboard.css" in html
+
+
+def test_it_logs_in_through_the_form_and_lands_on_the_dashboard(client, reader_user):
+    response = client.post("/accounts/login/", {"username": "reader", "password": "reader-pass-123"})
+    assert response.status_code == 302 and response["Location"] == "/"
+    assert client.get("/").status_code == 200
+
+
+def test_it_shows_a_clear_error_for_a_wrong_password(client, reader_user):
+    response = client.post("/accounts/login/", {"username": "reader", "password": "nope"})
+    assert response.status_code == 200
+    assert 'role="alert"' in response.content.decode()
+
+
+def test_it_logs_out_with_a_post(logged_in):
+    response = logged_in.post("/accounts/logout/")
+    assert response.status_code == 302
+    assert logged_in.get("/").status_code == 302
+
+
+def test_it_renders_rows_newest_first_with_a_cursor(logged_in, signal_factory):
+    ids = [signal_factory().id for _ in range(3)]
+    response = logged_in.get("/")
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert _row_ids(html) == sorted(ids, reverse=True)
+    boot = _boot(html)
+    assert boot["cursor"] == max(ids)
+    assert [s["id"] for s in boot["signals"]] == sorted(ids, reverse=True)
+    assert 'id="empty-state" class="empty" hidden' in html
+    # Direction badge, prices and outcome are in the row.
+    assert "dir-long" in html and "outcome-open" in html and ">120<" in html
+
+
+def test_it_filters_rows_by_market_symbol_and_source(logged_in, signal_factory):
+    btc = signal_factory(symbol="BTCUSDT")
+    eth = signal_factory(symbol="ETHUSDT", source="ema_cross")
+    cop = signal_factory(symbol="USDCOP", entry_price="4000", stop_loss="3900", take_profit="4200")
+
+    assert _row_ids(logged_in.get("/?market=forex").content.decode()) == [cop.id]
+    assert _row_ids(logged_in.get("/?symbol=btcusdt").content.decode()) == [btc.id]
+    assert _row_ids(logged_in.get("/?source=ema_cross").content.decode()) == [eth.id]
+    assert _row_ids(logged_in.get("/?market=crypto").content.decode()) == [eth.id, btc.id]
+    html = logged_in.get("/?market=crypto&symbol=ETHUSDT").content.decode()
+    assert _boot(html)["filters"] == {"market": "crypto", "symbol": "ETHUSDT"}
+    # The cursor is the newest id overall, not only among the filtered rows, so the
+    # live client never replays signals the filters already excluded.
+    assert _boot(html)["cursor"] == cop.id
+    assert '<option value="crypto" selected>' in html
+
+
+def test_it_shows_the_empty_state_when_nothing_matches(logged_in, signal_factory):
+    signal_factory(symbol="BTCUSDT")
+    html = logged_in.get("/?symbol=SOLUSDT").content.decode()
+    assert _row_ids(html) == []
+    assert 'id="empty-state" class="empty">' in html
+    assert "No signals yet for these filters" in html
+
+
+def test_it_shows_the_empty_state_with_no_signals_at_all(logged_in, instruments):
+    html = logged_in.get("/").content.decode()
+    assert _row_ids(html) == []
+    assert "No signals yet</p>" in html
+    assert _boot(html)["cursor"] == 0
+
+
+def test_it_explains_a_bad_filter_instead_of_failing(logged_in, signal_factory):
+    signal = signal_factory()
+    response = logged_in.get("/?market=moon")
+    html = response.content.decode()
+    assert response.status_code == 400
+    assert "Unknown market" in html and 'role="alert"' in html
+    # The bad filter is ignored, the rest of the page still works.
+    assert _row_ids(html) == [signal.id]
+
+
+def test_it_counts_signals_per_hour_for_the_activity_chart(logged_in, signal_factory):
+    signal_factory(direction="long")
+    signal_factory(direction="short", entry_price="100", stop_loss="110", take_profit="80")
+    activity = _boot(logged_in.get("/").content.decode())["activity"]
+    assert len(activity) == 24
+    assert activity[-1]["long"] == 1 and activity[-1]["short"] == 1
+    assert sum(b["long"] + b["short"] for b in activity[:-1]) == 0
+
+
+def test_it_serves_the_same_snapshot_as_json_for_filter_changes(logged_in, client, signal_factory):
+    btc = signal_factory(symbol="BTCUSDT")
+    eth = signal_factory(symbol="ETHUSDT")
+    body = logged_in.get(reverse("dashboard-snapshot"), {"symbol": "BTCUSDT"}).json()
+    assert [s["id"] for s in body["signals"]] == [btc.id]
+    assert body["cursor"] == eth.id and body["filters"] == {"symbol": "BTCUSDT"}
+    bad = logged_in.get(reverse("dashboard-snapshot"), {"market": "moon"})
+    assert bad.status_code == 400 and "market" in bad.json()
+
+
+def test_it_refuses_the_snapshot_to_anonymous_clients(client):
+    response = client.get(reverse("dashboard-snapshot"))
+    assert response.status_code == 401
+
+
+def test_it_serves_the_vendored_chart_library_with_its_licence(logged_in):
+    from django.contrib.staticfiles import finders
+
+    assert finders.find("dashboard/vendor/uplot/uPlot.esm.js")
+    licence = finders.find("dashboard/vendor/uplot/LICENSE")
+    assert licence and "MIT License" in open(licence).read()
