@@ -228,9 +228,6 @@ class TradeDeduper:
         self._newest: dict[str, int] = {}
         self._floor: dict[str, tuple[int, int]] = {}
 
-    def known(self, symbol: str) -> bool:
-        return symbol in self._newest or symbol in self._floor
-
     def forget(self, symbol: str) -> None:
         self._minutes.pop(symbol, None)
         self._newest.pop(symbol, None)

@@ -16,6 +16,7 @@ from channels.consumer import get_handler_name
 
 from . import metrics
 from .delivery import SignalCursor, current_max_id
+from .fastsend import protocol_from_scope, protocol_is_open
 from .hub import local_hub
 from .models import Market
 
@@ -87,6 +88,7 @@ class SignalConsumer(AsyncWebsocketConsumer):
         self._busy = True  # until the replay is done, doorbells queue in the backlog
         self._drainer: asyncio.Task | None = None
         self._hub = local_hub()
+        self._protocol = protocol_from_scope(self.scope)
         # Subscribe before reading: nothing committed from now on can be missed.
         await self._hub.register(self)
         await self.accept()
@@ -146,6 +148,11 @@ class SignalConsumer(AsyncWebsocketConsumer):
             self.cursor.sent += 1
             return event["frame"]
         return self.offer_unqueued(event)
+
+    def fast_protocol(self):
+        """daphne's protocol for prepared-frame writes, or None to use ASGI send."""
+        protocol = self._protocol
+        return protocol if protocol_is_open(protocol) else None
 
     def lagging_behind(self, max_id: int) -> bool:
         return self.cursor is not None and self.cursor.mark < max_id

@@ -27,6 +27,7 @@ from channels.layers import get_channel_layer
 
 from .broadcast import SIGNALS_GROUP
 from .delivery import current_max_id
+from .fastsend import PreparedFrames
 
 logger = logging.getLogger(__name__)
 
@@ -36,6 +37,7 @@ _RECEIVE_RETRY_SECONDS = 1.0
 
 class HubClient(Protocol):
     def offer(self, event: dict[str, Any]) -> str | None: ...
+    def fast_protocol(self): ...
     def lagging_behind(self, max_id: int) -> bool: ...
     def request_catch_up(self, up_to_id: int) -> None: ...
     async def send_text(self, frame: str) -> None: ...
@@ -88,12 +90,20 @@ class Hub:
     async def fan_out(self, event: dict[str, Any]) -> int:
         """Offer one doorbell to every local client; returns frames written directly."""
         sent = 0
+        prepared: PreparedFrames | None = None
         for client in list(self.clients):
             try:
                 frame = client.offer(event)
-                if frame is not None:
+                if frame is None:
+                    continue
+                protocol = client.fast_protocol()
+                if protocol is not None:
+                    # Every client of this round gets the same frame: framed once.
+                    prepared = prepared or PreparedFrames(frame)
+                    prepared.send(protocol)
+                else:
                     await client.send_text(frame)
-                    sent += 1
+                sent += 1
             except Exception as exc:  # noqa: BLE001 - one broken socket must not stop the rest
                 logger.debug("fan-out to one client failed: %r", exc)
         return sent

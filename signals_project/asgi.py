@@ -15,6 +15,7 @@ from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E40
 
 from signals.auth import SessionOrTokenAuthMiddleware  # noqa: E402
 from signals_project import daphne_patches  # noqa: E402
+from signals.fastsend import expose_daphne_protocol  # noqa: E402
 from signals.routing import websocket_urlpatterns  # noqa: E402
 
 daphne_patches.apply()
@@ -22,8 +23,8 @@ daphne_patches.apply()
 application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
-        "websocket": AllowedHostsOriginValidator(
-            SessionOrTokenAuthMiddleware(URLRouter(websocket_urlpatterns))
+        "websocket": expose_daphne_protocol(
+            AllowedHostsOriginValidator(SessionOrTokenAuthMiddleware(URLRouter(websocket_urlpatterns)))
         ),
     }
 )
