@@ -91,13 +91,15 @@ class SignalConsumer(AsyncWebsocketConsumer):
         self._protocol = protocol_from_scope(self.scope)
         # Subscribe before reading: nothing committed from now on can be missed.
         await self._hub.register(self)
+        if after_id is None:
+            # "Live only" starts at the newest id committed before the handshake
+            # completes: anything committed once the client sees it open is live.
+            after_id = await current_max_id()
+        self.cursor = SignalCursor(after_id=after_id, filters=filters, on_fill=metrics.WS_GAP_FILLS.inc)
         await self.accept()
         metrics.WS_CONNECTIONS.inc()
         self._counted = True
         async with self._lock:
-            if after_id is None:
-                after_id = await current_max_id()
-            self.cursor = SignalCursor(after_id=after_id, filters=filters, on_fill=metrics.WS_GAP_FILLS.inc)
             await self.cursor.replay(self.send_text)
             await self._drain_backlog()
 
