@@ -25,22 +25,26 @@ def _header(scope, name: bytes) -> str | None:
     return None
 
 
-class _TokenAuthMiddleware:
+class SessionOrTokenAuthMiddleware:
+    """`Authorization: Token` clients are resolved by their token alone; everyone
+    else goes through channels' cookie/session/auth stack.
+
+    Token clients never touch the session stack: a header that is present but wrong
+    must not fall back to a cookie, and API clients (often thousands of bots) then
+    carry no session objects for the life of their connection.
+    """
+
     def __init__(self, inner):
         self.inner = inner
+        self.session_stack = AuthMiddlewareStack(inner)
 
     async def __call__(self, scope, receive, send):
         header = _header(scope, b"authorization")
-        if header:
-            parts = header.split()
-            user = None
-            if len(parts) == 2 and parts[0].lower() == "token":
-                user = await _user_for_token(parts[1])
-            # A header that is present but wrong must not fall back to the cookie.
-            scope = dict(scope, user=user or AnonymousUser(), auth_method="token")
+        if header is None:
+            return await self.session_stack(scope, receive, send)
+        parts = header.split()
+        user = None
+        if len(parts) == 2 and parts[0].lower() == "token":
+            user = await _user_for_token(parts[1])
+        scope = dict(scope, user=user or AnonymousUser(), auth_method="token")
         return await self.inner(scope, receive, send)
-
-
-def SessionOrTokenAuthMiddleware(inner):  # noqa: N802 - mirrors channels' AuthMiddlewareStack
-    """Session auth first (sets scope['user']); a token header then overrides it."""
-    return AuthMiddlewareStack(_TokenAuthMiddleware(inner))

@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import time
 import weakref
 from typing import Any, Protocol
 
@@ -28,6 +29,7 @@ from channels.layers import get_channel_layer
 from .broadcast import SIGNALS_GROUP
 from .delivery import current_max_id
 from .fastsend import PreparedFrames
+from .metrics import FANOUT_SECONDS
 
 logger = logging.getLogger(__name__)
 
@@ -89,6 +91,7 @@ class Hub:
 
     async def fan_out(self, event: dict[str, Any]) -> int:
         """Offer one doorbell to every local client; returns frames written directly."""
+        started = time.perf_counter()
         sent = 0
         prepared: PreparedFrames | None = None
         for client in list(self.clients):
@@ -106,6 +109,7 @@ class Hub:
                 sent += 1
             except Exception as exc:  # noqa: BLE001 - one broken socket must not stop the rest
                 logger.debug("fan-out to one client failed: %r", exc)
+        FANOUT_SECONDS.observe(time.perf_counter() - started)
         return sent
 
     async def _watch_forever(self) -> None:

@@ -10,3 +10,7 @@ WS_GAP_FILLS = Counter("signals_ws_gap_fills_total", "Database fills triggered b
 WS_REJECTED = Counter("signals_ws_rejected_total", "WebSocket connections refused or closed", ["reason"])
 SSE_CONNECTIONS = Gauge("signals_sse_connections", "Open Server-Sent Events streams in this process")
 API_CREATE_LATENCY = Histogram("signals_api_create_seconds", "POST /api/signals/ latency")
+FANOUT_SECONDS = Histogram(
+    "signals_fanout_seconds", "Time for one web process to hand one doorbell to all its clients",
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
+)
