@@ -10,12 +10,11 @@ from .delivery import db_read
 
 @db_read
 def _user_for_token(key: str):
-    from rest_framework.authtoken.models import Token
+    """The active user owning this DRF token, or None. Queried from the user side so
+    no Token instance stays cached on the user for the life of the connection."""
+    from django.contrib.auth import get_user_model
 
-    token = Token.objects.select_related("user").filter(key=key).first()
-    if token is None or not token.user.is_active:
-        return None
-    return token.user
+    return get_user_model().objects.filter(auth_token__key=key, is_active=True).first()
 
 
 def _header(scope, name: bytes) -> str | None:
@@ -46,5 +45,8 @@ class SessionOrTokenAuthMiddleware:
         user = None
         if len(parts) == 2 and parts[0].lower() == "token":
             user = await _user_for_token(parts[1])
-        scope = dict(scope, user=user or AnonymousUser(), auth_method="token")
+        # Extended in place rather than copied: outer layers do not reuse the scope,
+        # and a copy would stay alive per connection in this coroutine's frame.
+        scope["user"] = user or AnonymousUser()
+        scope["auth_method"] = "token"
         return await self.inner(scope, receive, send)

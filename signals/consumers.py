@@ -13,6 +13,7 @@ from urllib.parse import parse_qs
 
 from channels.generic.websocket import AsyncWebsocketConsumer
 from channels.consumer import get_handler_name
+from channels.exceptions import StopConsumer
 
 from . import metrics
 from .delivery import SignalCursor, current_max_id
@@ -65,9 +66,24 @@ class SignalConsumer(AsyncWebsocketConsumer):
     """One browser or API client. Doorbells come from the process hub (signals.hub),
     not from a per-connection channel, so the consumer has no channel of its own."""
 
-    # No per-connection channel-layer channel: the hub holds the one subscription.
-    channel_layer_alias = "__no_per_connection_channel__"
     cursor: SignalCursor | None = None
+
+    async def __call__(self, scope, receive, send) -> None:
+        """channels' AsyncConsumer loop without a channel-layer channel.
+
+        The hub holds the one subscription per process, so the client is the only
+        source of messages: a plain receive/dispatch loop replaces channels'
+        await_many_dispatch and its extra task and wait futures per idle connection
+        (memory per connection is a benchmark target, see BENCHMARKS.md).
+        """
+        self.scope = scope
+        self.channel_layer = None
+        self.base_send = send
+        try:
+            while True:
+                await self.dispatch(await receive())
+        except StopConsumer:
+            pass
 
     async def connect(self) -> None:
         user = self.scope.get("user")
@@ -84,7 +100,7 @@ class SignalConsumer(AsyncWebsocketConsumer):
             return
         self._errors = 0
         self._lock = asyncio.Lock()
-        self._backlog: deque[dict] = deque()
+        self._backlog: deque[dict] | tuple = ()  # a deque once something queues
         self._busy = True  # until the replay is done, doorbells queue in the backlog
         self._drainer: asyncio.Task | None = None
         self._hub = local_hub()
@@ -163,6 +179,8 @@ class SignalConsumer(AsyncWebsocketConsumer):
         self._enqueue({"type": "catch_up", "id": up_to_id})
 
     def _enqueue(self, event: dict) -> None:
+        if not isinstance(self._backlog, deque):
+            self._backlog = deque()  # most clients never need one: keep idle ones small
         self._backlog.append(event)
         if self.cursor is not None and not self._busy and not self._drainer_running():
             self._drainer = asyncio.get_running_loop().create_task(self._drain_locked())
@@ -192,7 +210,7 @@ class SignalConsumer(AsyncWebsocketConsumer):
                         await self.send_text(frame)
         except Exception as exc:  # noqa: BLE001 - socket gone or DB hiccup: drop the client
             logger.info("closing a client whose backlog failed: %r", exc)
-            self._backlog.clear()
+            self._backlog = ()
             await self.close(code=CLOSE_SERVER_ERROR, reason="temporary server error, please reconnect")
         finally:
             self._busy = False

@@ -46,15 +46,17 @@ def _max_id() -> int:
     return signal_max_id()
 
 
-@dataclass
+@dataclass(slots=True)
 class SignalCursor:
     after_id: int
     filters: dict[str, str] = field(default_factory=dict)
     on_fill: Callable[[], None] | None = None
 
+    mark: int = field(init=False)
+    sent: int = field(init=False, default=0)
+
     def __post_init__(self) -> None:
         self.mark = self.after_id
-        self.sent = 0
 
     def matches(self, event: dict[str, Any]) -> bool:
         symbol = self.filters.get("symbol")

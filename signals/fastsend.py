@@ -25,7 +25,12 @@ def expose_daphne_protocol(inner):
         if scope.get("type") == "websocket" and isinstance(send, functools.partial) and send.args:
             protocol = send.args[0]
             if hasattr(protocol, "sendPreparedMessage") and hasattr(protocol, "factory"):
-                scope = dict(scope, extensions={**(scope.get("extensions") or {}), SCOPE_KEY: protocol})
+                # Outermost layer: the scope is daphne's own, so it is extended in place
+                # (a copy would stay alive, per connection, in this coroutine's frame).
+                extensions = scope.get("extensions")
+                if extensions is None:
+                    extensions = scope["extensions"] = {}
+                extensions[SCOPE_KEY] = protocol
         return await inner(scope, receive, send)
 
     return app

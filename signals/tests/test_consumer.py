@@ -277,3 +277,20 @@ async def test_it_sends_outcome_frames_for_matching_signals(setup_data):
     assert frame["type"] == "outcome" and frame["signal_id"] == signal_id
     assert frame["outcome"]["status"] == "tp_hit" and frame["outcome"]["r_multiple"] == "2"
     await comm.disconnect()
+
+
+async def test_it_refuses_a_websocket_on_any_other_path(setup_data):
+    _, token = setup_data
+    comm = WebsocketCommunicator(application, "/ws/other/", headers=[
+        (b"origin", b"http://127.0.0.1"), (b"host", b"127.0.0.1"), (b"authorization", f"Token {token}".encode())])
+    connected, _ = await comm.connect()
+    assert connected is False
+
+
+async def test_it_refuses_a_token_of_an_inactive_user(setup_data):
+    user, token = setup_data
+    user.is_active = False
+    await database_sync_to_async(user.save)()
+    comm = await _connect(token)
+    connected, _ = await comm.connect()
+    assert connected is False
