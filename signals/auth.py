@@ -9,7 +9,7 @@ from .delivery import db_read
 
 
 @db_read
-def _user_for_token(key: str):
+def user_for_token(key: str):
     """The active user owning this DRF token, or None. Queried from the user side so
     no Token instance stays cached on the user for the life of the connection."""
     from django.contrib.auth import get_user_model
@@ -44,7 +44,7 @@ class SessionOrTokenAuthMiddleware:
         parts = header.split()
         user = None
         if len(parts) == 2 and parts[0].lower() == "token":
-            user = await _user_for_token(parts[1])
+            user = await user_for_token(parts[1])
         # Extended in place rather than copied: outer layers do not reuse the scope,
         # and a copy would stay alive per connection in this coroutine's frame.
         scope["user"] = user or AnonymousUser()

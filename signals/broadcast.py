@@ -77,9 +77,9 @@ def _log_failure(task: asyncio.Task) -> None:
 def signal_event(signal) -> dict[str, Any]:
     """The channel-layer message for a new signal: its id, filter keys, and the
     client frame encoded once here so web processes never re-encode per client."""
-    from .selectors import signal_payload
+    from .delivery import new_signal_frame
 
-    frame = json.dumps({"type": "new_signal", "signal": signal_payload(signal)}, separators=(",", ":"))
+    frame = new_signal_frame(signal)
     return {
         "type": "signal.new",
         "id": signal.id,

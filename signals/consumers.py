@@ -152,20 +152,12 @@ class SignalConsumer(AsyncWebsocketConsumer):
         if self.cursor is None or self._busy or self._backlog:
             self._enqueue(event)
             return None
-        kind = event.get("type")
-        if kind == "signal.new":
-            signal_id = int(event["id"])
-            if signal_id <= self.cursor.mark:
-                return None
-            if signal_id != self.cursor.mark + 1:
-                self._enqueue(event)  # doorbells were lost: fill from the DB, in order
-                return None
-            self.cursor.mark = signal_id
-            if not self.cursor.matches(event):
-                return None
-            self.cursor.sent += 1
-            return event["frame"]
-        return self.offer_unqueued(event)
+        if event.get("type") != "signal.new":
+            return self.cursor.passthrough(event)
+        handled, frame = self.cursor.advance(event)
+        if not handled:
+            self._enqueue(event)  # doorbells were lost: fill from the DB, in order
+        return frame
 
     def fast_protocol(self):
         """daphne's protocol for prepared-frame writes, or None to use ASGI send."""
@@ -198,30 +190,13 @@ class SignalConsumer(AsyncWebsocketConsumer):
         empty, with no await in between, so the fast path can never overtake it."""
         try:
             while self._backlog:
-                event = self._backlog.popleft()
-                kind = event.get("type")
-                if kind == "signal.new":
-                    await self.cursor.on_doorbell(event, self.send_text)
-                elif kind == "catch_up":
-                    await self.cursor.catch_up(int(event["id"]), self.send_text)
-                else:
-                    frame = self.offer_unqueued(event)
-                    if frame is not None:
-                        await self.send_text(frame)
+                await self.cursor.handle(self._backlog.popleft(), self.send_text)
         except Exception as exc:  # noqa: BLE001 - socket gone or DB hiccup: drop the client
             logger.info("closing a client whose backlog failed: %r", exc)
             self._backlog = ()
             await self.close(code=CLOSE_SERVER_ERROR, reason="temporary server error, please reconnect")
         finally:
             self._busy = False
-
-    def offer_unqueued(self, event: dict) -> str | None:
-        kind = event.get("type")
-        if kind == "signal.outcome":
-            return event["frame"] if self.cursor.matches(event) else None
-        if kind == "health.update":
-            return event["frame"]
-        return None
 
     # --- client messages -----------------------------------------------------------
     async def receive(self, text_data=None, bytes_data=None) -> None:

@@ -83,23 +83,58 @@ class SignalCursor:
         """Send every stored signal with id > after_id, up to the current maximum."""
         return await self._send_range(await _max_id(), send)
 
+    def advance(self, event: dict[str, Any]) -> tuple[bool, str | None]:
+        """The in-order step for a `signal.new` doorbell, without I/O.
+
+        Returns (True, frame or None) when the doorbell is a duplicate or the next id
+        (frame None when filtered out), or (False, None) when ids jumped and the gap
+        must be read from the database first (see on_doorbell)."""
+        signal_id = int(event["id"])
+        if signal_id <= self.mark:
+            return True, None
+        if signal_id != self.mark + 1:
+            return False, None
+        self.mark = signal_id
+        if not self.matches(event):
+            return True, None
+        self.sent += 1
+        return True, event["frame"]
+
+    def passthrough(self, event: dict[str, Any]) -> str | None:
+        """The frame of an outcome or health event for this client, if any: they are
+        not part of the id sequence, so they are forwarded as they come."""
+        kind = event.get("type")
+        if kind == "signal.outcome":
+            return event["frame"] if self.matches(event) else None
+        if kind == "health.update":
+            return event["frame"]
+        return None
+
     async def on_doorbell(self, event: dict[str, Any], send) -> int:
         """Handle a `signal.new` doorbell: send what it implies, in order. Returns
         the number of frames sent (0 for a duplicate or a filtered-out signal)."""
-        signal_id = int(event["id"])
-        if signal_id <= self.mark:
-            return 0
-        if signal_id == self.mark + 1:
-            self.mark = signal_id
-            if not self.matches(event):
+        handled, frame = self.advance(event)
+        if handled:
+            if frame is None:
                 return 0
-            await send(event["frame"])
-            self.sent += 1
+            await send(frame)
             return 1
         # Doorbells were lost (or ids skipped by a rolled-back insert): read the gap.
         if self.on_fill is not None:
             self.on_fill()
-        return await self._send_range(signal_id, send)
+        return await self._send_range(int(event["id"]), send)
+
+    async def handle(self, event: dict[str, Any], send) -> None:
+        """Any hub event, in order: doorbells, watchdog catch-ups, outcomes, health."""
+        kind = event.get("type")
+        if kind == "signal.new":
+            await self.on_doorbell(event, send)
+        elif kind == "catch_up":
+            await self.catch_up(int(event["id"]), send)
+        else:
+            frame = self.passthrough(event)
+            if frame is not None:
+                await send(frame)
 
     async def catch_up(self, up_to_id: int, send) -> int:
         """Send anything committed up to `up_to_id` that no doorbell announced."""

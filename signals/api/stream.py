@@ -11,36 +11,55 @@ import contextlib
 import json
 from urllib.parse import parse_qs
 
-from asgiref.sync import sync_to_async
-from channels.layers import get_channel_layer
 from django.http import JsonResponse, StreamingHttpResponse
 
 from .. import metrics
-from ..broadcast import SIGNALS_GROUP
+from ..auth import user_for_token
 from ..consumers import QueryError, parse_stream_query
 from ..delivery import SignalCursor, current_max_id
+from ..hub import local_hub
 
 HEARTBEAT_SECONDS = 15.0
-WATCHDOG_SECONDS = 5.0
-
-
-@sync_to_async
-def _token_user(header: str):
-    from rest_framework.authtoken.models import Token
-
-    parts = header.split()
-    if len(parts) != 2 or parts[0].lower() != "token":
-        return None
-    token = Token.objects.select_related("user").filter(key=parts[1]).first()
-    return token.user if token and token.user.is_active else None
 
 
 async def _authenticate(request):
+    """The session user, or the owner of an `Authorization: Token` header (a header
+    that is present but wrong never falls back to the cookie)."""
     header = request.headers.get("Authorization")
     if header:
-        return await _token_user(header)
+        parts = header.split()
+        if len(parts) != 2 or parts[0].lower() != "token":
+            return None
+        return await user_for_token(parts[1])
     user = await request.auser()
     return user if user.is_authenticated else None
+
+
+class _StreamClient:
+    """An SSE response as a client of the process hub (signals.hub): the same one
+    subscription and watchdog as WebSocket clients; its events are handled in order
+    by the response's pump through the shared SignalCursor rule."""
+
+    def __init__(self) -> None:
+        self.cursor: SignalCursor | None = None  # set once subscribed (see signal_stream)
+        self.events: asyncio.Queue[dict] = asyncio.Queue()
+        self.frames: asyncio.Queue[str] = asyncio.Queue()
+
+    def offer(self, event: dict) -> None:
+        self.events.put_nowait(event)
+        return None
+
+    def fast_protocol(self) -> None:
+        return None
+
+    def lagging_behind(self, max_id: int) -> bool:
+        return self.cursor is not None and self.cursor.mark < max_id
+
+    def request_catch_up(self, up_to_id: int) -> None:
+        self.events.put_nowait({"type": "catch_up", "id": up_to_id})
+
+    async def send_text(self, frame: str) -> None:
+        await self.frames.put(frame)
 
 
 def _sse(frame: str) -> str:
@@ -68,36 +87,19 @@ async def signal_stream(request):
     except QueryError as exc:
         return JsonResponse({"after_id" if "after_id" in str(exc) else "detail": [str(exc)]}, status=400)
 
-    layer = get_channel_layer()
-    channel = await layer.new_channel()
-    await layer.group_add(SIGNALS_GROUP, channel)
+    hub = local_hub()
+    client = _StreamClient()
+    # Subscribe before reading, as the WebSocket consumer does: doorbells queue in
+    # client.events from now on, and the pump handles them after the replay.
+    await hub.register(client)
     if after_id is None:
         after_id = await current_max_id()
-    cursor = SignalCursor(after_id=after_id, filters=filters, on_fill=metrics.WS_GAP_FILLS.inc)
-    frames: asyncio.Queue[str] = asyncio.Queue()
-
-    async def _put(frame: str) -> None:
-        await frames.put(frame)
+    client.cursor = SignalCursor(after_id=after_id, filters=filters, on_fill=metrics.WS_GAP_FILLS.inc)
 
     async def _pump() -> None:
-        await cursor.replay(_put)
-        last_seen_max = cursor.mark
+        await client.cursor.replay(client.send_text)
         while True:
-            try:
-                event = await asyncio.wait_for(layer.receive(channel), timeout=WATCHDOG_SECONDS)
-            except asyncio.TimeoutError:
-                # No doorbell for a while: make sure none was lost.
-                latest = await current_max_id()
-                await cursor.catch_up(min(latest, last_seen_max), _put)
-                last_seen_max = latest
-                continue
-            kind = event.get("type")
-            if kind == "signal.new":
-                await cursor.on_doorbell(event, _put)
-            elif kind in ("signal.outcome",) and cursor.matches(event):
-                await _put(event["frame"])
-            elif kind == "health.update":
-                await _put(event["frame"])
+            await client.cursor.handle(await client.events.get(), client.send_text)
 
     async def _events():
         metrics.SSE_CONNECTIONS.inc()
@@ -106,7 +108,7 @@ async def signal_stream(request):
             yield "retry: 3000\n\n"
             while True:
                 try:
-                    frame = await asyncio.wait_for(frames.get(), timeout=HEARTBEAT_SECONDS)
+                    frame = await asyncio.wait_for(client.frames.get(), timeout=HEARTBEAT_SECONDS)
                 except asyncio.TimeoutError:
                     if pump.done():
                         break
@@ -117,8 +119,7 @@ async def signal_stream(request):
             pump.cancel()
             with contextlib.suppress(BaseException):
                 await pump
-            with contextlib.suppress(Exception):
-                await layer.group_discard(SIGNALS_GROUP, channel)
+            hub.unregister(client)
             metrics.SSE_CONNECTIONS.dec()
 
     response = StreamingHttpResponse(_events(), content_type="text/event-stream")
