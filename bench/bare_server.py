@@ -12,7 +12,6 @@ import asyncio
 import http
 
 import redis.asyncio as aioredis
-import websockets
 from websockets.asyncio.server import broadcast, serve
 
 CLIENTS: set = set()

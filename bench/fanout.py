@@ -21,10 +21,8 @@ import argparse
 import asyncio
 import json
 import os
-import statistics
 import subprocess
 import sys
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -185,7 +183,7 @@ class Publisher:
 
         from signals.services import signal_create
 
-        for i in range(count):
+        for _ in range(count):
             stamp: dict[str, float] = {}
             with transaction.atomic():
                 # Registered before signal_create's broadcast, so it runs first at COMMIT.

@@ -76,10 +76,8 @@ def _check_redis() -> dict[str, Any]:
 
 
 def _check_market_data() -> dict[str, Any]:
-    try:
-        from pipeline.selectors import market_data_health
-    except ImportError:
-        return {"status": "degraded", "detail": "market data pipeline not installed"}
+    from pipeline.selectors import market_data_health
+
     return market_data_health()
 
 

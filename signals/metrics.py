@@ -5,7 +5,6 @@ SIGNALS_CREATED = Counter("signals_created_total", "Signals created", ["source"]
 BROADCASTS = Counter("signals_broadcasts_total", "Doorbells published", ["kind"])
 BROADCAST_FAILURES = Counter("signals_broadcast_failures_total", "Doorbells that could not reach Redis")
 WS_CONNECTIONS = Gauge("signals_ws_connections", "Open WebSocket connections in this process")
-WS_FRAMES_SENT = Counter("signals_ws_frames_sent_total", "Frames sent to WebSocket clients", ["type"])
 WS_GAP_FILLS = Counter("signals_ws_gap_fills_total", "Database fills triggered by a missed doorbell")
 WS_REJECTED = Counter("signals_ws_rejected_total", "WebSocket connections refused or closed", ["reason"])
 SSE_CONNECTIONS = Gauge("signals_sse_connections", "Open Server-Sent Events streams in this process")

@@ -16,8 +16,7 @@ def decimal_str(value: Decimal | None) -> str | None:
     """Decimals as plain strings without the column's trailing zeros ("65000.5")."""
     if value is None:
         return None
-    text = format(value.normalize(), "f")
-    return text
+    return format(value.normalize(), "f")
 
 
 def _iso(value) -> str | None:

@@ -11,11 +11,9 @@ from .models import OutcomeStatus, Signal
 
 
 def _market_updates_since(since: dt.datetime) -> dict[str, int]:
-    """Candle updates per market, from the pipeline (empty if it has no data yet)."""
-    try:
-        from pipeline.selectors import market_updates_since
-    except ImportError:
-        return {}
+    """Candle updates per market, from the pipeline."""
+    from pipeline.selectors import market_updates_since
+
     return market_updates_since(since=since)
 
 

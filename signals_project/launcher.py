@@ -87,10 +87,6 @@ def _manage(*args: str, env: dict[str, str]) -> None:
         raise SystemExit(f"manage.py {' '.join(args)} failed (exit {result.returncode}); see the output above")
 
 
-def _has_command(name: str) -> bool:
-    return any((ROOT / app / "management" / "commands" / f"{name}.py").exists() for app in ("signals", "pipeline"))
-
-
 def processes(*, host: str, port: int, with_simulator: bool) -> dict[str, str]:
     """The product's processes (name -> shell command), as in ARCHITECTURE.md."""
     py = sys.executable
@@ -98,10 +94,9 @@ def processes(*, host: str, port: int, with_simulator: bool) -> dict[str, str]:
         "web": f"{py} -m daphne -b {host} -p {port} signals_project.asgi:application",
         "worker": f"{py} -m celery -A signals_project worker --loglevel INFO --concurrency 2",
         "beat": f"{py} -m celery -A signals_project beat --loglevel INFO --pidfile=",
+        "feed": f"{py} manage.py run_feed",
     }
-    if _has_command("run_feed"):
-        procs["feed"] = f"{py} manage.py run_feed"
-    if with_simulator and _has_command("run_exchange_simulator"):
+    if with_simulator:
         procs["simulator"] = f"{py} manage.py run_exchange_simulator --host 127.0.0.1 --port {SIMULATOR_PORT}"
     return procs
 

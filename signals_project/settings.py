@@ -111,7 +111,6 @@ else:
         }
     }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
-IS_POSTGRES = DATABASES["default"]["ENGINE"].endswith("postgresql")
 
 # --- Redis: channel layer, Celery broker, latest-price cache --------------------
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0").strip()

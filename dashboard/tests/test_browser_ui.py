@@ -24,7 +24,7 @@ def test_it_changes_filters_without_a_reload_and_streams_with_them(server, page,
     mark = history_mark(page)
     page.get_by_label("Market").select_option("forex")
     page.wait_for_function("new URL(location.href).searchParams.get('market') === 'forex'")
-    page.wait_for_function(f"document.querySelectorAll('#signals-body tr').length === 1")
+    page.wait_for_function("document.querySelectorAll('#signals-body tr').length === 1")
     wait_state(page, "live", "ws", since=mark)
     assert row_ids(page) == [forex]
 
