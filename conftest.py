@@ -195,3 +195,36 @@ def shared_daphne(django_db_setup, django_db_blocker):
         server = DaphneProcess().start()
     yield server
     server.stop()
+
+
+class BackgroundWriter:
+    """Creates signals on its own thread (and DB connection) until stopped or `limit`
+    is reached: the committed-during-replay half of the hand-over tests."""
+
+    def __init__(self, create, limit: int):
+        import threading
+
+        self.created: list[int] = []
+        self._create, self._limit = create, limit
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run)
+
+    def _run(self) -> None:
+        from django.db import connection
+
+        try:
+            while not self._stop.is_set() and len(self.created) < self._limit:
+                self.created.append(self._create())
+        finally:
+            connection.close()  # this thread's own DB connection
+
+    def start(self) -> "BackgroundWriter":
+        self._thread.start()
+        return self
+
+    async def stop(self) -> list[int]:
+        import asyncio
+
+        self._stop.set()
+        await asyncio.to_thread(self._thread.join)
+        return self.created

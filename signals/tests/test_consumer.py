@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import json
-import threading
 
 import pytest
 from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
 from django.contrib.auth import get_user_model
-from django.db import connection
 from rest_framework.authtoken.models import Token
 
+from conftest import BackgroundWriter
 from signals import broadcast, consumers, hub
 from signals.services import demo_instruments_seed, signal_create
 from signals_project.asgi import application
@@ -119,24 +118,11 @@ async def test_it_closes_the_hand_over_race_with_no_gap_and_no_duplicate(setup_d
     _, token = setup_data
     monkeypatch.setattr(delivery, "REPLAY_BATCH", 3)
     before = [await create() for _ in range(30)]
-    stop = threading.Event()
-    created_during: list[int] = []
-
-    def _writer():
-        try:
-            while not stop.is_set() and len(created_during) < 40:
-                created_during.append(_create())
-        finally:
-            connection.close()  # this thread's own DB connection
-
-    thread = threading.Thread(target=_writer)
-    thread.start()
+    writer = BackgroundWriter(_create, limit=40).start()
     comm = await _connect(token, "?after_id=0")
     assert (await comm.connect())[0]
     await asyncio.sleep(0.5)
-    stop.set()
-    await asyncio.to_thread(thread.join)
-    expected = before + created_during
+    expected = before + await writer.stop()
     frames = await _receive_all(comm, len(expected), timeout=10)
     assert [f["signal"]["id"] for f in frames] == expected
     await _assert_silent(comm, 0.5)

