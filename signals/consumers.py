@@ -99,7 +99,6 @@ class SignalConsumer(AsyncWebsocketConsumer):
             await self.close(code=CLOSE_BAD_REQUEST, reason=str(exc))
             return
         self._errors = 0
-        self._lock = asyncio.Lock()
         self._backlog: deque[dict] | tuple = ()  # a deque once something queues
         self._busy = True  # until the replay is done, doorbells queue in the backlog
         self._drainer: asyncio.Task | None = None
@@ -115,9 +114,15 @@ class SignalConsumer(AsyncWebsocketConsumer):
         await self.accept()
         metrics.WS_CONNECTIONS.inc()
         self._counted = True
-        async with self._lock:
+        # `_busy` (set above) is the only serialization needed: while it is set,
+        # doorbells and catch-ups queue in the backlog and no drainer is started.
+        try:
             await self.cursor.replay(self.send_text)
-            await self._drain_backlog()
+        except Exception as exc:  # noqa: BLE001 - DB down mid-replay: let the client resume later
+            logger.info("closing a client whose replay failed: %r", exc)
+            await self.close(code=CLOSE_SERVER_ERROR, reason="temporary server error, please reconnect")
+            return
+        await self._drain_backlog()
 
     async def dispatch(self, message) -> None:
         """Like channels' dispatch, minus its per-message `aclose_old_connections()`.
@@ -175,15 +180,15 @@ class SignalConsumer(AsyncWebsocketConsumer):
             self._backlog = deque()  # most clients never need one: keep idle ones small
         self._backlog.append(event)
         if self.cursor is not None and not self._busy and not self._drainer_running():
-            self._drainer = asyncio.get_running_loop().create_task(self._drain_locked())
+            self._drainer = asyncio.get_running_loop().create_task(self._drain())
 
     def _drainer_running(self) -> bool:
         return getattr(self, "_drainer", None) is not None and not self._drainer.done()
 
-    async def _drain_locked(self) -> None:
-        async with self._lock:
-            self._busy = True
-            await self._drain_backlog()
+    async def _drain(self) -> None:
+        # At most one drainer runs (see _enqueue) and never during connect's replay.
+        self._busy = True
+        await self._drain_backlog()
 
     async def _drain_backlog(self) -> None:
         """Handle queued doorbells in order; clears `_busy` only once the backlog is
