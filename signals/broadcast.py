@@ -21,6 +21,8 @@ from typing import Any
 from channels.layers import get_channel_layer
 from django.db import transaction
 
+from .dispatch import announce, outcome_decided, signal_published
+
 logger = logging.getLogger(__name__)
 
 SIGNALS_GROUP = "signals"
@@ -101,6 +103,7 @@ def signal_broadcast_on_commit(signal) -> None:
     """Schedule the doorbell for after COMMIT: a client must never hear of a signal
     it cannot read yet, nor of one that was rolled back."""
     transaction.on_commit(lambda: signal_broadcast(signal))
+    transaction.on_commit(lambda: announce(signal_published, signal=signal))
 
 
 def outcome_broadcast_on_commit(outcome) -> None:
@@ -123,6 +126,7 @@ def outcome_broadcast_on_commit(outcome) -> None:
         )
 
     transaction.on_commit(_send)
+    transaction.on_commit(lambda: announce(outcome_decided, outcome=outcome))
 
 
 def health_broadcast(health: dict[str, Any]) -> bool:
