@@ -31,6 +31,30 @@ class OutcomeStatus(models.TextChoices):
     TP_HIT = "tp_hit", "Take-profit hit"
     SL_HIT = "sl_hit", "Stop-loss hit"
     EXPIRED = "expired", "Expired"
+    CLOSED = "closed", "Closed by the publisher"
+    CANCELLED = "cancelled", "Cancelled by the publisher"
+
+
+# A leg of SignalOutcome.legs takes the same statuses as the whole outcome (for a leg
+# `sl_hit` means "closed by the stop in force", which may sit above entry by then).
+LegStatus = OutcomeStatus
+
+
+class StopRuleType(models.TextChoices):
+    FIXED = "fixed", "Fixed"
+    BREAKEVEN = "breakeven", "Breakeven after target k"
+    TRAIL_TARGETS = "trail_targets", "Trail to the previous target"
+    TRAILING = "trailing", "Trailing by percent"
+
+
+class EventType(models.TextChoices):
+    MOVE_STOP = "move_stop", "Move stop"
+    CLOSE = "close", "Close"
+    CANCEL = "cancel", "Cancel"
+
+
+def default_stop_rule() -> dict:
+    return {"type": StopRuleType.FIXED.value}
 
 
 class Instrument(models.Model):
@@ -48,19 +72,48 @@ class Instrument(models.Model):
         return f"{self.symbol} ({self.market})"
 
 
-class SignalQuerySet(models.QuerySet):
+class _PermanentQuerySet(models.QuerySet):
+    """Refuses every bulk delete or edit; `noun` names the rows in the message."""
+
+    noun = "Rows"
+
     def delete(self):  # noqa: D401 - refuse, loudly
-        raise ImmutableSignalError("Signals are permanent: they can never be deleted.")
+        raise ImmutableSignalError(f"{self.noun} are permanent: they can never be deleted.")
 
     def update(self, **kwargs):
-        raise ImmutableSignalError("Signals are permanent: their content can never be edited.")
+        raise ImmutableSignalError(f"{self.noun} are permanent: their content can never be edited.")
 
     # bulk_update would bypass save(); refuse it as well.
     def bulk_update(self, objs, fields, batch_size=None):
-        raise ImmutableSignalError("Signals are permanent: their content can never be edited.")
+        raise ImmutableSignalError(f"{self.noun} are permanent: their content can never be edited.")
 
 
-class Signal(models.Model):
+class _PermanentModel(models.Model):
+    """A row written exactly once, as an INSERT, and never deleted."""
+
+    noun = "Rows"
+
+    class Meta:
+        abstract = True
+
+    def save(self, *args, **kwargs):
+        # An instance loaded from the database, or one built with an explicit id (which
+        # Django would try as an UPDATE first), would overwrite a published row.
+        if self.pk is not None and not (self._state.adding and kwargs.get("force_insert")):
+            raise ImmutableSignalError(f"{self.noun} are permanent: their content can never be edited.")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise ImmutableSignalError(f"{self.noun} are permanent: they can never be deleted.")
+
+
+class SignalQuerySet(_PermanentQuerySet):
+    noun = "Signals"
+
+
+class Signal(_PermanentModel):
+    noun = "Signals"
+
     id = models.BigAutoField(primary_key=True)
     instrument = models.ForeignKey(Instrument, on_delete=models.PROTECT, related_name="signals")
     # symbol/market are copied from the instrument at creation so a signal keeps the
@@ -80,6 +133,19 @@ class Signal(models.Model):
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
+    # The take-profit ladder [{"price": "<decimal>", "portion": "<decimal>"}], nearest
+    # first; take_profit is always the last target's price. Rows written before ladders
+    # existed hold [] and mean one target at take_profit (see `target_ladder`).
+    targets = models.JSONField(default=list, blank=True)
+    # How the stop moves by itself as targets are reached (see docs/methodology.md).
+    stop_rule = models.JSONField(default=default_stop_rule, blank=True)
+    # What made an automated signal: the strategy config and the closed candle it
+    # evaluated. Unique together, so a rerun or a second worker never makes a second one.
+    trigger_config_id = models.BigIntegerField(null=True, blank=True)
+    trigger_timeframe = models.CharField(max_length=8, null=True, blank=True)
+    trigger_candle_open_time = models.DateTimeField(null=True, blank=True)
+    # A publisher's own id for the signal (imports, inbound alerts): unique when given.
+    external_id = models.CharField(max_length=128, null=True, blank=True, unique=True)
 
     objects = SignalQuerySet.as_manager()
 
@@ -115,21 +181,20 @@ class Signal(models.Model):
                 ),
                 name="signal_levels_match_direction",
             ),
+            models.UniqueConstraint(
+                fields=["trigger_config_id", "trigger_candle_open_time"], name="signal_trigger_unique"
+            ),
         ]
 
     def __str__(self) -> str:
         return f"#{self.id} {self.direction} {self.symbol} @ {self.entry_price}"
 
-    def save(self, *args, **kwargs):
-        # A signal is saved exactly once, as an INSERT. An instance loaded from the
-        # database, or one built with an explicit id (which Django would try as an
-        # UPDATE first), would overwrite a published signal.
-        if self.pk is not None and not (self._state.adding and kwargs.get("force_insert")):
-            raise ImmutableSignalError("Signals are permanent: their content can never be edited.")
-        super().save(*args, **kwargs)
-
-    def delete(self, *args, **kwargs):
-        raise ImmutableSignalError("Signals are permanent: they can never be deleted.")
+    @property
+    def target_ladder(self) -> list[dict[str, str]]:
+        """The ladder as stored, or the single implied target of a pre-ladder row."""
+        if self.targets:
+            return list(self.targets)
+        return [{"price": format(self.take_profit.normalize(), "f"), "portion": "1"}]
 
 
 class SignalOutcomeQuerySet(models.QuerySet):
@@ -141,10 +206,23 @@ class SignalOutcome(models.Model):
     """The only mutable part of a signal: filled in once by outcome tracking."""
 
     signal = models.OneToOneField(Signal, primary_key=True, on_delete=models.PROTECT, related_name="outcome")
-    status = models.CharField(max_length=8, choices=OutcomeStatus.choices, default=OutcomeStatus.OPEN)
+    status = models.CharField(max_length=16, choices=OutcomeStatus.choices, default=OutcomeStatus.OPEN)
     closed_at = models.DateTimeField(null=True, blank=True)
     exit_price = models.DecimalField(max_digits=24, decimal_places=10, null=True, blank=True)
     r_multiple = models.DecimalField(max_digits=12, decimal_places=4, null=True, blank=True)
+    # One entry per target: {"target", "portion", "status", "closed_at", "exit_price", "r"}
+    # ([] until the tracker first writes; readers derive the open legs from the ladder).
+    legs = models.JSONField(default=list, blank=True)
+    # The stop in force now (original, moved by the stop rule or a move_stop amendment);
+    # null until the tracker or an amendment first sets it (then it is the original stop).
+    stop_price = models.DecimalField(max_digits=24, decimal_places=10, null=True, blank=True)
+    # The tape (trades or candles) has been applied up to this instant.
+    evaluated_until = models.DateTimeField(null=True, blank=True)
+    # The engine's own bookkeeping (trailing peak, a stop move pending for the next trade).
+    state = models.JSONField(default=dict, blank=True)
+    # Maximum favourable / adverse excursion so far, in R against the original stop.
+    mfe_r = models.DecimalField(max_digits=12, decimal_places=4, null=True, blank=True)
+    mae_r = models.DecimalField(max_digits=12, decimal_places=4, null=True, blank=True)
 
     objects = SignalOutcomeQuerySet.as_manager()
 
@@ -156,6 +234,55 @@ class SignalOutcome(models.Model):
 
     def delete(self, *args, **kwargs):
         raise ImmutableSignalError("Signal outcomes are permanent: they can never be deleted.")
+
+
+class SignalEventQuerySet(_PermanentQuerySet):
+    noun = "Signal events"
+
+
+class SignalEvent(_PermanentModel):
+    """An amendment to a published signal (move the stop, close, cancel).
+
+    The signal itself never changes: each amendment is a new row, as permanent as the
+    signal (the database refuses DELETE, UPDATE and TRUNCATE), so the record shows what
+    was published and exactly when it was amended.
+    """
+
+    noun = "Signal events"
+    id = models.BigAutoField(primary_key=True)
+    signal = models.ForeignKey(Signal, on_delete=models.PROTECT, related_name="events")
+    type = models.CharField(max_length=16, choices=EventType.choices)
+    price = models.DecimalField(max_digits=24, decimal_places=10, null=True, blank=True)
+    reason = models.TextField(blank=True, default="")
+    created_at = models.DateTimeField()
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+
+    objects = SignalEventQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [models.Index(fields=["signal", "id"], name="signalevent_signal_id")]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(price__isnull=True) | models.Q(price__gt=0), name="signalevent_price_positive"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"event #{self.id} {self.type} on signal #{self.signal_id}"
+
+
+class UserReceipt(models.Model):
+    """The last signal id a user's dashboard acknowledged (monotonic)."""
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="signal_receipt")
+    last_ack_id = models.BigIntegerField(default=0)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"{self.user} saw up to #{self.last_ack_id}"
 
 
 class IdempotencyRecord(models.Model):

@@ -128,7 +128,8 @@ def _refused_and_intact(sql: str, signal_id: int, reason: str = "permanent") -> 
 TRUNCATES = [
     ("TRUNCATE signals_signal CASCADE", "permanent"),
     ("TRUNCATE signals_signaloutcome", "permanent"),
-    ("TRUNCATE signals_signaloutcome, signals_signal, signals_idempotencyrecord", "permanent"),
+    ("TRUNCATE signals_signaloutcome, signals_signal, signals_idempotencyrecord, signals_signalevent",
+     "permanent"),
     ("TRUNCATE signals_instrument CASCADE", "permanent"),
     ("TRUNCATE signals_signal", "foreign key"),
     ("DELETE FROM signals_instrument", "foreign key"),
