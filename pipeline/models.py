@@ -86,3 +86,43 @@ class MarketReadiness(models.Model):
 
     def __str__(self) -> str:
         return f"{self.market}: {self.state}"
+
+
+class HealthSnapshot(models.Model):
+    """One scored health check (pipeline.health), stored every 30 s by beat.
+
+    The one table that may be pruned: /health/ serves the newest row and the history
+    (HEALTH_HISTORY_HOURS) shows how the score moved; nothing else depends on it.
+    """
+
+    created_at = models.DateTimeField(db_index=True)
+    status = models.CharField(max_length=8)
+    score = models.PositiveSmallIntegerField()
+    components = models.JSONField()
+    # The measured facts the score was computed from (for operators asking "why").
+    facts = models.JSONField(default=dict)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.created_at:%Y-%m-%d %H:%M:%S} {self.status} {self.score}"
+
+
+class FeedLease(models.Model):
+    """Which `run_feed` process is the active one (one row per feed name).
+
+    A row in the database rather than a Redis lock: the database is the one thing
+    every feed of a deployment shares (SQLite or PostgreSQL alike), and a Redis
+    restart must not let a second feed start streaming. The holder renews
+    `heartbeat_at`; a standby takes the row over by a conditional UPDATE once the
+    heartbeat is older than the lease (pipeline.services.feed_lease_acquire).
+    """
+
+    name = models.CharField(max_length=32, unique=True)
+    holder = models.CharField(max_length=128)
+    acquired_at = models.DateTimeField()
+    heartbeat_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"{self.name}: {self.holder}"
