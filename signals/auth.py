@@ -1,8 +1,16 @@
 """WebSocket authentication: the browser's session cookie, or an API client's
-`Authorization: Token <key>` header (DRF authtoken), resolved before the consumer."""
+`Authorization: Token <key>` header (DRF authtoken), resolved before the consumer.
+
+The Origin check exists to stop a foreign page from riding a browser's ambient
+session cookie. A token client carries no ambient credential (a page cannot set an
+Authorization header on a WebSocket), so bots and command-line clients that send
+no Origin at all are accepted; an Origin that IS sent must still be an allowed host.
+"""
 from __future__ import annotations
 
 from channels.auth import AuthMiddlewareStack
+from channels.security.websocket import AllowedHostsOriginValidator
+from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AnonymousUser
 
 from .delivery import db_read
@@ -12,9 +20,24 @@ from .delivery import db_read
 def user_for_token(key: str):
     """The active user owning this DRF token, or None. Queried from the user side so
     no Token instance stays cached on the user for the life of the connection."""
-    from django.contrib.auth import get_user_model
-
     return get_user_model().objects.filter(auth_token__key=key, is_active=True).first()
+
+
+def token_from_header(header: str) -> str | None:
+    """The key of an `Authorization: Token <key>` header, or None when malformed."""
+    parts = header.split()
+    if len(parts) == 2 and parts[0].lower() == "token":
+        return parts[1]
+    return None
+
+
+async def user_for_authorization(header: str):
+    """The user an Authorization header names, or None (malformed, unknown, inactive).
+    A header that is present but wrong never falls back to a session cookie."""
+    key = token_from_header(header)
+    if key is None:
+        return None
+    return await user_for_token(key)
 
 
 def _header(scope, name: bytes) -> str | None:
@@ -26,7 +49,7 @@ def _header(scope, name: bytes) -> str | None:
 
 class SessionOrTokenAuthMiddleware:
     """`Authorization: Token` clients are resolved by their token alone; everyone
-    else goes through channels' cookie/session/auth stack.
+    else goes through the Origin check and channels' cookie/session/auth stack.
 
     Token clients never touch the session stack: a header that is present but wrong
     must not fall back to a cookie, and API clients (often thousands of bots) then
@@ -35,16 +58,18 @@ class SessionOrTokenAuthMiddleware:
 
     def __init__(self, inner):
         self.inner = inner
-        self.session_stack = AuthMiddlewareStack(inner)
+        self.session_stack = AllowedHostsOriginValidator(AuthMiddlewareStack(inner))
+        self.token_with_origin = AllowedHostsOriginValidator(self._token_app)
 
     async def __call__(self, scope, receive, send):
-        header = _header(scope, b"authorization")
-        if header is None:
+        if _header(scope, b"authorization") is None:
             return await self.session_stack(scope, receive, send)
-        parts = header.split()
-        user = None
-        if len(parts) == 2 and parts[0].lower() == "token":
-            user = await user_for_token(parts[1])
+        if _header(scope, b"origin") is None:
+            return await self._token_app(scope, receive, send)
+        return await self.token_with_origin(scope, receive, send)
+
+    async def _token_app(self, scope, receive, send):
+        user = await user_for_authorization(_header(scope, b"authorization") or "")
         # Extended in place rather than copied: outer layers do not reuse the scope,
         # and a copy would stay alive per connection in this coroutine's frame.
         scope["user"] = user or AnonymousUser()

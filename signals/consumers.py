@@ -19,7 +19,7 @@ from . import metrics
 from .delivery import SignalCursor, current_max_id
 from .fastsend import protocol_from_scope, protocol_is_open
 from .hub import local_hub
-from .models import Market
+from .feed_query import QueryError, stream_query_parse
 
 logger = logging.getLogger(__name__)
 
@@ -33,33 +33,6 @@ CLOSE_UNSUPPORTED = 4415     # binary frame (RFC 1003)
 CLOSE_TOO_BIG = 4413         # message over the size limit (RFC 1009)
 CLOSE_POLICY = 4429          # too many malformed messages (RFC 1008)
 CLOSE_SERVER_ERROR = 4500    # our side failed mid-stream; the client should resume
-
-
-class QueryError(ValueError):
-    pass
-
-
-def parse_stream_query(query: dict[str, list[str]]) -> tuple[int | None, dict[str, str]]:
-    """Validate after_id/symbol/market from a query string. Returns (after_id or
-    None for "live only", filters); raises QueryError with a client-facing reason."""
-    after_id = None
-    raw = (query.get("after_id") or [None])[-1]
-    if raw not in (None, ""):
-        if not raw.isdigit():
-            raise QueryError("after_id must be a non-negative integer")
-        after_id = int(raw)
-    filters: dict[str, str] = {}
-    symbol = (query.get("symbol") or [""])[-1].strip().upper()
-    if symbol:
-        if len(symbol) > 32 or not symbol.isalnum():
-            raise QueryError("symbol must be 1-32 letters or digits")
-        filters["symbol"] = symbol
-    market = (query.get("market") or [""])[-1].strip().lower()
-    if market:
-        if market not in Market.values:
-            raise QueryError(f"market must be one of: {', '.join(Market.values)}")
-        filters["market"] = market
-    return after_id, filters
 
 
 class SignalConsumer(AsyncWebsocketConsumer):
@@ -92,12 +65,13 @@ class SignalConsumer(AsyncWebsocketConsumer):
             await self.close()  # before accept: the handshake is refused with 403
             return
         try:
-            after_id, filters = parse_stream_query(parse_qs(self.scope.get("query_string", b"").decode("latin-1")))
+            query = stream_query_parse(parse_qs(self.scope.get("query_string", b"").decode("latin-1")))
         except QueryError as exc:
             metrics.WS_REJECTED.labels(reason="bad_query").inc()
             await self.accept()
             await self.close(code=CLOSE_BAD_REQUEST, reason=str(exc))
             return
+        after_id, filters = query.after_id, query.filters
         self._errors = 0
         self._backlog: deque[dict] | tuple = ()  # a deque once something queues
         self._busy = True  # until the replay is done, doorbells queue in the backlog

@@ -1,7 +1,7 @@
 """ASGI entry point: HTTP goes to Django, WebSockets to the signal consumer.
 
-Origin is checked against ALLOWED_HOSTS; authentication (session cookie or
-`Authorization: Token`) is resolved by our middleware before the consumer runs.
+Authentication (session cookie or `Authorization: Token`) and the Origin check for
+cookie-authenticated browsers are resolved by signals.auth before the consumer runs.
 """
 import os
 
@@ -11,20 +11,21 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "signals_project.settings")
 django_asgi_app = get_asgi_application()
 
 from channels.routing import ProtocolTypeRouter  # noqa: E402
-from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
 from signals.auth import SessionOrTokenAuthMiddleware  # noqa: E402
 from signals_project import daphne_patches  # noqa: E402
+from signals_project import http_reasons  # noqa: E402
 from signals.fastsend import expose_daphne_protocol  # noqa: E402
 from signals.routing import websocket_router  # noqa: E402
 
 daphne_patches.apply()
+http_reasons.apply()  # "429 Too Many Requests", not "429 Unknown Status"
 
 application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
         "websocket": expose_daphne_protocol(
-            AllowedHostsOriginValidator(SessionOrTokenAuthMiddleware(websocket_router))
+            SessionOrTokenAuthMiddleware(websocket_router)
         ),
     }
 )

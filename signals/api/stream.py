@@ -14,8 +14,8 @@ from urllib.parse import parse_qs
 from django.http import JsonResponse, StreamingHttpResponse
 
 from .. import metrics
-from ..auth import user_for_token
-from ..consumers import QueryError, parse_stream_query
+from ..auth import user_for_authorization
+from ..feed_query import QueryError, stream_query_parse
 from ..delivery import SignalCursor, current_max_id
 from ..hub import local_hub
 
@@ -27,10 +27,7 @@ async def _authenticate(request):
     that is present but wrong never falls back to the cookie)."""
     header = request.headers.get("Authorization")
     if header:
-        parts = header.split()
-        if len(parts) != 2 or parts[0].lower() != "token":
-            return None
-        return await user_for_token(parts[1])
+        return await user_for_authorization(header)
     user = await request.auser()
     return user if user.is_authenticated else None
 
@@ -83,10 +80,11 @@ async def signal_stream(request):
         # EventSource resends the last id it saw; it wins over the URL's after_id.
         query["after_id"] = [last_event_id.strip()]
     try:
-        after_id, filters = parse_stream_query(query)
+        parsed = stream_query_parse(query)
     except QueryError as exc:
         return JsonResponse({"after_id" if "after_id" in str(exc) else "detail": [str(exc)]}, status=400)
 
+    after_id, filters = parsed.after_id, parsed.filters
     hub = local_hub()
     client = _StreamClient()
     # Subscribe before reading, as the WebSocket consumer does: doorbells queue in

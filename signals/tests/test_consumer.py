@@ -280,3 +280,38 @@ async def test_it_refuses_a_token_of_an_inactive_user(setup_data):
     comm = await _connect(token)
     connected, _ = await comm.connect()
     assert connected is False
+
+
+async def test_it_accepts_a_token_client_that_sends_no_origin(setup_data):
+    _, token = setup_data
+    comm = WebsocketCommunicator(application, "/ws/signals/", headers=[
+        (b"host", b"127.0.0.1"), (b"authorization", f"Token {token}".encode())])
+    connected, _ = await comm.connect()
+    assert connected
+    new_id = await create()
+    assert (await _receive_all(comm, 1))[0]["signal"]["id"] == new_id
+    await comm.disconnect()
+
+
+async def test_it_refuses_a_wrong_token_that_sends_no_origin(setup_data):
+    comm = WebsocketCommunicator(application, "/ws/signals/", headers=[
+        (b"host", b"127.0.0.1"), (b"authorization", b"Token not-a-token")])
+    connected, _ = await comm.connect()
+    assert connected is False
+
+
+@pytest.mark.parametrize("origin", [b"http://evil.example.com", None])
+async def test_it_refuses_a_session_cookie_from_a_foreign_or_missing_origin(setup_data, client, origin):
+    user, _ = setup_data
+    await database_sync_to_async(client.force_login)(user)
+    cookie = f"sessionid={client.cookies['sessionid'].value}".encode()
+    headers = [(b"host", b"127.0.0.1"), (b"cookie", cookie)] + ([(b"origin", origin)] if origin else [])
+    comm = WebsocketCommunicator(application, "/ws/signals/", headers=headers)
+    connected, _ = await comm.connect()
+    assert connected is False
+
+
+async def test_it_refuses_an_anonymous_handshake_without_origin(setup_data):
+    comm = WebsocketCommunicator(application, "/ws/signals/", headers=[(b"host", b"127.0.0.1")])
+    connected, _ = await comm.connect()
+    assert connected is False
