@@ -17,7 +17,7 @@ from channels.exceptions import StopConsumer
 
 from . import metrics
 from .delivery import SignalCursor, current_max_id
-from .fastsend import protocol_from_scope, protocol_is_open
+from .prepared_frames import protocol_from_scope, protocol_is_open
 from .hub import local_hub
 from .feed_query import QueryError, stream_query_parse
 
@@ -145,6 +145,26 @@ class SignalConsumer(AsyncWebsocketConsumer):
 
     def lagging_behind(self, max_id: int) -> bool:
         return self.cursor is not None and self.cursor.mark < max_id
+
+    def write_failed(self, event: dict) -> None:
+        """The hub could not write `event`'s frame: take the mark back so it never
+        counts an unwritten frame, stop the fast path for this client and close it;
+        the client reconnects with its own last id and gets the frame from the DB."""
+        if self.cursor is not None and event.get("type") == "signal.new":
+            self.cursor.rewind(int(event["id"]))
+        self._busy = True
+        self._backlog = ()
+        if not getattr(self, "_closing_after_failure", False):
+            self._closing_after_failure = True
+            asyncio.get_running_loop().create_task(self._close_after_failed_write())
+
+    async def _close_after_failed_write(self) -> None:
+        try:
+            await self.close(code=CLOSE_SERVER_ERROR, reason="a frame could not be written, please resume")
+        except Exception:  # noqa: BLE001 - the socket is already gone: drop it outright
+            protocol = self._protocol
+            if protocol is not None:
+                protocol.dropConnection(abort=True)
 
     def request_catch_up(self, up_to_id: int) -> None:
         self._enqueue({"type": "catch_up", "id": up_to_id})

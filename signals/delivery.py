@@ -100,6 +100,12 @@ class SignalCursor:
         self.sent += 1
         return True, event["frame"]
 
+    def rewind(self, signal_id: int) -> None:
+        """Undo `advance` for `signal_id` whose frame could not be written."""
+        if self.mark == signal_id:
+            self.mark = signal_id - 1
+            self.sent -= 1
+
     def passthrough(self, event: dict[str, Any]) -> str | None:
         """The frame of an outcome or health event for this client, if any: they are
         not part of the id sequence, so they are forwarded as they come."""
@@ -117,7 +123,11 @@ class SignalCursor:
         if handled:
             if frame is None:
                 return 0
-            await send(frame)
+            try:
+                await send(frame)
+            except BaseException:
+                self.rewind(int(event["id"]))
+                raise
             return 1
         # Doorbells were lost (or ids skipped by a rolled-back insert): read the gap.
         if self.on_fill is not None:

@@ -42,6 +42,7 @@ class HubClient(Protocol):
     def fast_protocol(self): ...
     def lagging_behind(self, max_id: int) -> bool: ...
     def request_catch_up(self, up_to_id: int) -> None: ...
+    def write_failed(self, event: dict[str, Any]) -> None: ...
     async def send_text(self, frame: str) -> None: ...
 
 
@@ -90,9 +91,9 @@ class Hub:
             await self.fan_out(event)
 
     async def fan_out(self, event: dict[str, Any]) -> int:
-        """Offer one doorbell to every local client; returns frames written directly."""
+        """Offer one doorbell to every local client; returns frames written."""
         started = time.perf_counter()
-        sent = 0
+        sent = prepared_sent = 0
         prepared: PreparedFrames | None = None
         for client in list(self.clients):
             try:
@@ -104,11 +105,20 @@ class Hub:
                     # Every client of this round gets the same frame: framed once.
                     prepared = prepared or PreparedFrames(frame)
                     prepared.send(protocol)
+                    prepared_sent += 1
                 else:
                     await client.send_text(frame)
                 sent += 1
             except Exception as exc:  # noqa: BLE001 - one broken socket must not stop the rest
-                logger.debug("fan-out to one client failed: %r", exc)
+                # Never skip silently: the client is closed and resumes from the last
+                # id it really received (its cursor is rewound before this frame).
+                FANOUT_WRITE_FAILURES.inc()
+                logger.warning("fan-out write failed, closing that client so it resumes: %r", exc)
+                client.write_failed(event)
+        if prepared_sent:
+            FANOUT_FRAMES.labels(path="prepared").inc(prepared_sent)
+        if sent > prepared_sent:
+            FANOUT_FRAMES.labels(path="asgi").inc(sent - prepared_sent)
         FANOUT_SECONDS.observe(time.perf_counter() - started)
         return sent
 

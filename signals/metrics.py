@@ -13,3 +13,7 @@ FANOUT_SECONDS = Histogram(
     "signals_fanout_seconds", "Time for one web process to hand one doorbell to all its clients",
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
 )
+FANOUT_FRAMES = Counter("signals_fanout_frames_total", "Frames written by the fan-out, by path", ["path"])
+FANOUT_WRITE_FAILURES = Counter(
+    "signals_fanout_write_failures_total", "Fan-out writes that failed (the client was closed to resume)"
+)

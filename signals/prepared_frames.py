@@ -1,0 +1,184 @@
+"""Broadcast fast path under daphne: frame a doorbell once, write it to many sockets.
+
+Going through ASGI, every client's copy of a frame travels consumer.send ->
+session wrapper -> daphne.handle_reply -> autobahn.sendMessage, which re-frames
+the same payload each time; bench/fanout.py measured that chain as most of the
+per-client cost at 2,000 clients. autobahn has a public API for exactly this case,
+`factory.prepareMessage()` ("frame once, send to many"). ASGI hides the autobahn
+protocol object, so the outermost ASGI layer (`expose_daphne_protocol`) records it
+in the scope when the server is daphne.
+
+This leans on details of daphne, Twisted and autobahn that are not their public
+API, so they are fenced: `fast_path_probe()` checks every one of them once at
+startup (asgi.py). If anything is missing the protocol is never exposed, every
+frame goes through plain ASGI sends, and a WARNING names what changed. A write that
+fails at run time is reported to the hub, which closes that client so it resumes
+from its own last id (see Hub.fan_out).
+"""
+from __future__ import annotations
+
+import functools
+import inspect
+import logging
+import socket
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+SCOPE_KEY = "signals.websocket_protocol"
+_PROBE_PAYLOAD = b"probe"
+# RFC 6455 text frame, FIN set, unmasked, 5-byte payload: what a server must send.
+_PROBE_FRAME = b"\x81\x05" + _PROBE_PAYLOAD
+_TRANSPORT_FIELDS = ("socket", "dataBuffer", "_tempDataBuffer", "connected", "disconnecting", "TLS", "write")
+
+
+class _FastPath:
+    """Whether the probe passed in this process (decided once, by `fast_path_enable`)."""
+
+    enabled = False
+    missing: tuple[str, ...] = ("not probed",)
+
+
+def fast_path_probe() -> list[str]:
+    """Check every daphne/Twisted/autobahn detail the fast path relies on. Returns
+    what is missing or changed (empty when the fast path is safe to use)."""
+    try:
+        from autobahn.twisted.websocket import WebSocketServerFactory
+        from autobahn.websocket.protocol import WebSocketProtocol as AutobahnProtocol
+        from daphne.server import Server
+        from daphne.ws_protocol import WebSocketProtocol
+        from twisted.internet import tcp, task
+    except ImportError as exc:
+        return [f"import failed: {exc}"]
+    missing: list[str] = []
+    # daphne hands each application `send=partial(server.handle_reply, protocol)`:
+    # that partial is where expose_daphne_protocol finds the protocol.
+    if "partial(self.handle_reply, protocol)" not in inspect.getsource(Server.create_application):
+        missing.append("daphne Server.create_application no longer sends partial(handle_reply, protocol)")
+    missing.extend(
+        f"daphne WebSocketProtocol.{name}"
+        for name in ("STATE_OPEN", "sendPreparedMessage", "transport", "factory")
+        if not hasattr(WebSocketProtocol, name)
+    )
+    # Per-message compression needs per-connection framing; its flag is private.
+    if "self._perMessageCompress" not in inspect.getsource(AutobahnProtocol._connectionMade):
+        missing.append("autobahn WebSocketProtocol._perMessageCompress")
+    try:
+        prepared = WebSocketServerFactory(reactor=task.Clock()).prepareMessage(_PROBE_PAYLOAD, isBinary=False)
+        if getattr(prepared, "payloadHybi", None) != _PROBE_FRAME:
+            missing.append("autobahn PreparedMessage.payloadHybi (not the expected frame bytes)")
+    except Exception as exc:  # noqa: BLE001 - any change in the factory API disables the path
+        missing.append(f"autobahn prepareMessage failed: {exc!r}")
+    left, right = socket.socketpair()
+    try:
+        connection = tcp.Connection(left, None, reactor=task.Clock())
+        missing.extend(f"twisted tcp.Connection.{name}" for name in _TRANSPORT_FIELDS if not hasattr(connection, name))
+    except Exception as exc:  # noqa: BLE001
+        missing.append(f"twisted tcp.Connection failed: {exc!r}")
+    finally:
+        left.close()
+        right.close()
+    return missing
+
+
+def fast_path_enable() -> bool:
+    """Probe once per process and remember the verdict; logs the outcome."""
+    missing = fast_path_probe()
+    _FastPath.missing = tuple(missing)
+    _FastPath.enabled = not missing
+    if missing:
+        logger.warning("WebSocket fan-out fast path OFF, using plain ASGI sends: %s", "; ".join(missing))
+    else:
+        logger.info("WebSocket fan-out fast path on: prepared frames written straight to daphne's sockets")
+    return _FastPath.enabled
+
+
+def fast_path_enabled() -> bool:
+    return _FastPath.enabled
+
+
+def expose_daphne_protocol(inner):
+    """ASGI middleware: put daphne's WebSocket protocol object into the scope (only
+    when the startup probe passed)."""
+
+    async def app(scope, receive, send):
+        if (
+            _FastPath.enabled
+            and scope.get("type") == "websocket"
+            and isinstance(send, functools.partial)
+            and send.args
+        ):
+            protocol = send.args[0]
+            if hasattr(protocol, "sendPreparedMessage") and hasattr(protocol, "factory"):
+                # Outermost layer: the scope is daphne's own, so it is extended in place
+                # (a copy would stay alive, per connection, in this coroutine's frame).
+                extensions = scope.get("extensions")
+                if extensions is None:
+                    extensions = scope["extensions"] = {}
+                extensions[SCOPE_KEY] = protocol
+        return await inner(scope, receive, send)
+
+    return app
+
+
+def protocol_from_scope(scope: dict[str, Any]):
+    return (scope.get("extensions") or {}).get(SCOPE_KEY)
+
+
+def protocol_is_open(protocol) -> bool:
+    """True while the socket is open and frames can be written as prepared bytes
+    (per-message compression, if ever negotiated, needs per-connection framing)."""
+    return (
+        protocol is not None
+        and protocol.state == protocol.STATE_OPEN
+        and protocol._perMessageCompress is None
+        and protocol.transport is not None
+    )
+
+
+def _write_now(transport, data: bytes) -> None:
+    """Write `data` to a Twisted TCP transport, trying the socket first.
+
+    Twisted's `transport.write` always buffers and registers a writer with the
+    reactor, then sends on the next loop turn and unregisters: on Twisted's asyncio
+    reactor that is two epoll_ctl calls plus bookkeeping per client per frame,
+    about half of the fan-out time at 2,000 clients (py-spy, bench/fanout.py).
+    asyncio's own transports first try `send()` directly; this does the same when
+    nothing is queued on the transport (so byte order is preserved), and hands any
+    remainder or EAGAIN to `transport.write`, which keeps its usual semantics
+    (buffering, back-pressure). A hard socket error is raised to the hub, which
+    closes the client so it resumes from its own last id.
+    """
+    if (
+        transport.TLS
+        or transport.dataBuffer
+        or transport._tempDataBuffer
+        or not transport.connected
+        or transport.disconnecting
+    ):
+        if not transport.connected or transport.disconnecting:
+            raise ConnectionError("the client's socket is closing")
+        transport.write(data)
+        return
+    try:
+        sent = transport.socket.send(data)
+    except (BlockingIOError, InterruptedError):
+        sent = 0
+    if sent < len(data):
+        transport.write(data[sent:])
+
+
+class PreparedFrames:
+    """Frames prepared once per (frame, factory) for one fan-out round."""
+
+    def __init__(self, frame: str):
+        self._payload = frame.encode("utf-8")
+        self._prepared: dict[int, Any] = {}
+
+    def send(self, protocol) -> None:
+        factory = protocol.factory
+        prepared = self._prepared.get(id(factory))
+        if prepared is None:
+            prepared = self._prepared[id(factory)] = factory.prepareMessage(self._payload, isBinary=False)
+        # sendPreparedMessage would go through transport.write; same bytes, direct.
+        _write_now(protocol.transport, prepared.payloadHybi)
