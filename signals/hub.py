@@ -19,12 +19,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import time
 import weakref
 from typing import Any, Protocol
 
 from channels.layers import get_channel_layer
+from django.conf import settings
 
 from .broadcast import SIGNALS_GROUP
 from .delivery import current_max_id
@@ -33,7 +33,7 @@ from .metrics import FANOUT_SECONDS
 
 logger = logging.getLogger(__name__)
 
-WATCHDOG_INTERVAL_SECONDS = float(os.environ.get("WS_WATCHDOG_SECONDS", "5"))
+WATCHDOG_INTERVAL_SECONDS = settings.WS_WATCHDOG_SECONDS
 _RECEIVE_RETRY_SECONDS = 1.0
 
 

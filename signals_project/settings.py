@@ -10,30 +10,20 @@ from pathlib import Path
 
 import dj_database_url
 
+from .env import env_bool, env_choice, env_float, env_int, env_list, env_str
+
 BASE_DIR = Path(__file__).resolve().parent.parent
-VAR_DIR = Path(os.environ.get("VAR_DIR", BASE_DIR / "var"))
+VAR_DIR = Path(env_str("VAR_DIR", str(BASE_DIR / "var")))
 
-
-def _env_bool(name: str, default: bool = False) -> bool:
-    value = os.environ.get(name)
-    if value is None:
-        return default
-    return value.strip().lower() in {"1", "true", "yes", "on"}
-
-
-def _env_list(name: str, default: str) -> list[str]:
-    return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
-
-
-DEBUG = _env_bool("DEBUG", False)
+DEBUG = env_bool("DEBUG", False)
 # A missing SECRET_KEY is only tolerated in DEBUG/dev runs; production must set one.
 # The "django-insecure-" prefix makes `check --deploy` (security.W009) flag this
 # public fallback if a production environment forgets SECRET_KEY.
 SECRET_KEY = os.environ.get("SECRET_KEY") or (
     "django-insecure-dev-key-do-not-use-in-production-0123456789abcdefghijklmnop"
 )
-ALLOWED_HOSTS = _env_list("ALLOWED_HOSTS", "127.0.0.1,localhost,[::1],testserver")
-CSRF_TRUSTED_ORIGINS = _env_list("CSRF_TRUSTED_ORIGINS", "")
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "127.0.0.1,localhost,[::1],testserver")
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", "")
 
 INSTALLED_APPS = [
     "daphne",
@@ -46,6 +36,8 @@ INSTALLED_APPS = [
     "rest_framework",
     "rest_framework.authtoken",
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI assets served by us: /api/docs/ works offline
+    "axes",  # brute-force login throttle
     "channels",
     "django_celery_beat",
     "signals",
@@ -62,6 +54,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes asks: turns a locked-out login into a 429 page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "signals_project.urls"
@@ -92,7 +86,7 @@ if DATABASE_URL:
     # threads; reconnecting to PostgreSQL per query made a handshake cost ~50 ms.
     DATABASES = {
         "default": dj_database_url.parse(
-            DATABASE_URL, conn_max_age=int(os.environ.get("DB_CONN_MAX_AGE", "60")), conn_health_checks=True
+            DATABASE_URL, conn_max_age=env_int("DB_CONN_MAX_AGE", 60, minimum=0), conn_health_checks=True
         )
     }
 else:
@@ -119,7 +113,7 @@ CHANNEL_LAYER_PREFIX = os.environ.get("CHANNEL_LAYER_PREFIX", "signals")
 # one Redis message per process per doorbell instead of one list push per client,
 # and no connection-pool exhaustion under reconnect storms. CHANNEL_LAYER_BACKEND=core
 # selects channels-redis' list-based RedisChannelLayer (kept for comparison).
-CHANNEL_LAYER_BACKEND = os.environ.get("CHANNEL_LAYER_BACKEND", "pubsub")
+CHANNEL_LAYER_BACKEND = env_choice("CHANNEL_LAYER_BACKEND", "pubsub", ("pubsub", "core"))
 if CHANNEL_LAYER_BACKEND == "core":
     CHANNEL_LAYERS = {
         "default": {
@@ -134,6 +128,8 @@ else:
             "CONFIG": {"hosts": [REDIS_URL], "prefix": CHANNEL_LAYER_PREFIX},
         }
     }
+# How often each web process checks for signals whose doorbell was lost (signals.hub).
+WS_WATCHDOG_SECONDS = env_float("WS_WATCHDOG_SECONDS", 5.0, minimum=0.05)
 CACHES = {
     "default": {
         "BACKEND": "django.core.cache.backends.redis.RedisCache",
@@ -147,17 +143,33 @@ CELERY_RESULT_BACKEND = None
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TIMEZONE = "UTC"
-CELERY_TASK_ALWAYS_EAGER = _env_bool("CELERY_TASK_ALWAYS_EAGER", False)
+CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 
 # --- Auth / DRF -----------------------------------------------------------------
 LOGIN_URL = "/accounts/login/"
 LOGIN_REDIRECT_URL = "/"
 LOGOUT_REDIRECT_URL = "/accounts/login/"
 
+# Brute-force login throttle (django-axes, signals_project.login_throttle): after
+# LOGIN_FAILURE_LIMIT failed logins for one username from one address, that pair is
+# refused with 429 for LOGIN_COOLOFF_MINUTES. Records live in the database.
+AUTHENTICATION_BACKENDS = [
+    "signals_project.login_throttle.LoginThrottleBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 5, minimum=1)
+AXES_COOLOFF_TIME = env_float("LOGIN_COOLOFF_MINUTES", 15.0, minimum=0.1) / 60  # hours
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_HTTP_RESPONSE_CODE = 429
+AXES_RESET_ON_SUCCESS = True
+# The client address is REMOTE_ADDR: behind a proxy run daphne with --proxy-headers.
+
 REST_FRAMEWORK = {
+    # Token first: DRF takes the WWW-Authenticate challenge from the first class, so an
+    # anonymous call answers 401 + `WWW-Authenticate: Token` rather than a bare 403.
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.SessionAuthentication",
         "rest_framework.authentication.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
@@ -171,6 +183,13 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Permanent trading signals: create, list, catch up, stream.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "signals.api.schema.add_signal_stream",  # the SSE view is a plain async view
+    ],
 }
 
 # --- i18n / static ----------------------------------------------------------------
@@ -189,27 +208,27 @@ WHITENOISE_USE_FINDERS = True
 WHITENOISE_AUTOREFRESH = DEBUG
 
 # --- Production hardening (active when DEBUG is off) ---------------------------------
-SECURE_SSL_REDIRECT = _env_bool("SECURE_SSL_REDIRECT", False)
-SESSION_COOKIE_SECURE = _env_bool("SESSION_COOKIE_SECURE", False)
-CSRF_COOKIE_SECURE = _env_bool("CSRF_COOKIE_SECURE", False)
-SECURE_HSTS_SECONDS = int(os.environ.get("SECURE_HSTS_SECONDS", "0"))
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", False)
+SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", False)
+CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", False)
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0, minimum=0)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = SECURE_HSTS_SECONDS > 0
 SECURE_HSTS_PRELOAD = SECURE_HSTS_SECONDS > 0
 SECURE_PROXY_SSL_HEADER = (
-    ("HTTP_X_FORWARDED_PROTO", "https") if _env_bool("BEHIND_TLS_PROXY", False) else None
+    ("HTTP_X_FORWARDED_PROTO", "https") if env_bool("BEHIND_TLS_PROXY", False) else None
 )
 X_FRAME_OPTIONS = "DENY"
 
 # --- Market data ---------------------------------------------------------------------
 BINANCE_WS_URL = os.environ.get("BINANCE_WS_URL", "wss://stream.binance.com:9443")
 BINANCE_REST_URL = os.environ.get("BINANCE_REST_URL", "https://api.binance.com")
-BINANCE_API_KEYS = _env_list("BINANCE_API_KEYS", "")
-BINANCE_KEY_RATE_PER_MIN = int(os.environ.get("BINANCE_KEY_RATE_PER_MIN", "1200"))
-FEED_SYMBOLS = _env_list("FEED_SYMBOLS", "")
-FEED_STALE_SECONDS = float(os.environ.get("FEED_STALE_SECONDS", "15"))
-READINESS_MAX_CANDLE_AGE_SECONDS = int(os.environ.get("READINESS_MAX_CANDLE_AGE_SECONDS", "180"))
-READINESS_WINDOW_MINUTES = int(os.environ.get("READINESS_WINDOW_MINUTES", "60"))
-READINESS_MIN_COMPLETENESS = float(os.environ.get("READINESS_MIN_COMPLETENESS", "0.95"))
+BINANCE_API_KEYS = env_list("BINANCE_API_KEYS", "")
+BINANCE_KEY_RATE_PER_MIN = env_int("BINANCE_KEY_RATE_PER_MIN", 1200, minimum=1)
+FEED_SYMBOLS = env_list("FEED_SYMBOLS", "")
+FEED_STALE_SECONDS = env_float("FEED_STALE_SECONDS", 15.0, minimum=0.1)
+READINESS_MAX_CANDLE_AGE_SECONDS = env_int("READINESS_MAX_CANDLE_AGE_SECONDS", 180, minimum=1)
+READINESS_WINDOW_MINUTES = env_int("READINESS_WINDOW_MINUTES", 60, minimum=1)
+READINESS_MIN_COMPLETENESS = env_float("READINESS_MIN_COMPLETENESS", 0.95, minimum=0.0)
 
 LOGGING = {
     "version": 1,
@@ -220,6 +239,7 @@ LOGGING = {
     "loggers": {
         "daphne": {"level": "WARNING"},
         "django.channels.server": {"level": "WARNING"},
+        "axes": {"level": "WARNING"},  # its start-up banner on every manage.py run
     },
 }
 
