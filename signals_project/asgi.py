@@ -15,12 +15,10 @@ from channels.routing import ProtocolTypeRouter  # noqa: E402
 from signals.auth import SessionOrTokenAuthMiddleware  # noqa: E402
 from signals_project import daphne_patches  # noqa: E402
 from signals_project import http_reasons  # noqa: E402
-from signals_project import http_reasons  # noqa: E402
 from signals.prepared_frames import expose_daphne_protocol, fast_path_enable  # noqa: E402
 from signals.routing import websocket_router  # noqa: E402
 
 daphne_patches.apply()
-http_reasons.apply()  # "429 Too Many Requests", not "429 Unknown Status"
 # Probe daphne/Twisted/autobahn once: the fan-out fast path runs only if they match.
 fast_path_enable()
 http_reasons.apply()  # "429 Too Many Requests", not "429 Unknown Status"
