@@ -20,9 +20,14 @@ from typing import Iterable, Sequence
 from .types import Kline, Trade
 
 MINUTE_MS = 60_000
-TIMEFRAME_MS: dict[str, int] = {"1m": MINUTE_MS, "5m": 5 * MINUTE_MS, "15m": 15 * MINUTE_MS, "1h": 60 * MINUTE_MS}
+TIMEFRAME_MS: dict[str, int] = {"1m": MINUTE_MS, "5m": 5 * MINUTE_MS, "15m": 15 * MINUTE_MS, "1h": 60 * MINUTE_MS,
+                                 "4h": 240 * MINUTE_MS, "1d": 1440 * MINUTE_MS}
 TIMEFRAMES: tuple[str, ...] = tuple(TIMEFRAME_MS)
 ROLLUP_TIMEFRAMES: tuple[str, ...] = TIMEFRAMES[1:]
+# Each higher timeframe is recomputed from the rows of its base: 4h and 1d from the
+# (just recomputed) 1h rows, so a day costs 24 rows instead of 1,440. 1h buckets
+# are aligned to 4h and 1d buckets (UTC), so the result is the same as from 1m.
+ROLLUP_BASE: dict[str, str] = {"5m": "1m", "15m": "1m", "1h": "1m", "4h": "1h", "1d": "1h"}
 
 # Sort keys (time ms, trade id) of rows that did not come from our own trades.
 # An exchange kline's open is final (nothing sorts before it) and its close is
@@ -140,7 +145,7 @@ def candles_rollup(minutes: Iterable[PartialCandle], timeframe: str, *, cutoffs:
 
 @dataclass(frozen=True, slots=True, order=True)
 class RollupBucket:
-    """A 5m/15m/1h bucket to recompute from its 1m rows, and whether it is over."""
+    """A 5m/15m/1h/4h/1d bucket to recompute from its base rows, and whether it is over."""
 
     symbol: str
     timeframe: str

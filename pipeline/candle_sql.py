@@ -4,7 +4,8 @@ Why raw SQL: the feed writes every ~250 ms and a backfill writes thousands of ro
 per page; the ORM would issue one statement per row. On PostgreSQL the rows are
 COPYed into a session temp table, then ONE round trip merges them (`INSERT ...
 SELECT ... ON CONFLICT DO UPDATE`), closes the candles whose time is over and
-recomputes the touched 5m/15m/1h buckets from the 1m rows, all inside the database.
+recomputes the touched 5m/15m/1h buckets from the 1m rows and 4h/1d from the 1h
+rows, all inside the database.
 On SQLite (the embedded demo) an executemany of `INSERT ... ON CONFLICT DO UPDATE`
 does the same merge and the rollups are computed in Python by the same pure
 functions. Both merges are written from the same clause list below, so the two
@@ -13,7 +14,8 @@ databases cannot drift apart.
 Three merge rules (see pipeline.aggregation for why they are safe):
   MERGE   partial 1m candles from trades: keep the earliest open and latest close by
           (trade time, trade id), max high, min low, add volume and trade counts.
-  ROLLUP  5m/15m/1h recomputed from the 1m rows: replace the values.
+  ROLLUP  5m/15m/1h recomputed from the 1m rows, 4h/1d from the 1h rows: replace
+          the values.
   KLINE   exchange klines: a closed kline is final and replaces the row; an
           in-progress kline replaces an open row when it has seen at least as many
           trades as we have.
@@ -30,7 +32,7 @@ import psycopg
 
 from django.db import connection, transaction
 
-from .aggregation import ROLLUP_TIMEFRAMES, TIMEFRAME_MS, PartialCandle, RollupBucket, candles_rollup
+from .aggregation import ROLLUP_BASE, ROLLUP_TIMEFRAMES, TIMEFRAME_MS, PartialCandle, RollupBucket, candles_rollup
 from signals.models import Instrument
 
 from .models import Candle
@@ -187,8 +189,9 @@ def _close_sql(cutoffs: dict[int, int], now: dt.datetime) -> tuple[str, list]:
     return sql, params
 
 
-def _rollup_sql(buckets: Sequence[RollupBucket], ids: dict[str, int], now: dt.datetime) -> tuple[str, list]:
-    """PostgreSQL: recompute `buckets` from their stored 1m rows in one statement."""
+def _rollup_sql(buckets: Sequence[RollupBucket], ids: dict[str, int], now: dt.datetime, base: str = "1m"
+                ) -> tuple[str, list]:
+    """PostgreSQL: recompute `buckets` from their stored `base` rows in one statement."""
     first = "ORDER BY m.first_trade_ms, m.first_trade_id"
     last = "ORDER BY m.last_trade_ms DESC, m.last_trade_id DESC"
     values, params = [], []
@@ -204,12 +207,12 @@ def _rollup_sql(buckets: Sequence[RollupBucket], ids: dict[str, int], now: dt.da
         f"(array_agg(m.last_trade_ms {last}))[1], (array_agg(m.last_trade_id {last}))[1], "
         "b.closed, %s, %s "
         f"FROM (VALUES {', '.join(values)}) AS b(instrument_id, timeframe, open_time, close_time, closed) "
-        f"JOIN {TABLE} m ON m.instrument_id = b.instrument_id AND m.timeframe = '1m' "
+        f"JOIN {TABLE} m ON m.instrument_id = b.instrument_id AND m.timeframe = %s "
         "AND m.open_time >= b.open_time AND m.open_time < b.close_time "
         "GROUP BY b.instrument_id, b.timeframe, b.open_time, b.closed "
         f"ORDER BY 1, 2, 3 {_conflict(Mode.ROLLUP)}"
     )
-    return sql, ["rollup", now, *params]
+    return sql, ["rollup", now, *params, base]
 
 
 def _execute_all(cursor, statements: list[tuple[str, list]]) -> list[int]:
@@ -275,11 +278,17 @@ def candles_write(*, candles: Sequence[PartialCandle], instrument_ids: dict[str,
         statements.append((f"{_stage_rows(cursor, rows)} {_conflict(mode)}", []))
         if cutoffs_by_id:
             statements.append(_close_sql(cutoffs_by_id, now))
-        if rollups:
-            statements.append(_rollup_sql(rollups, ids, now))
+        # One statement per base timeframe, in order: 4h/1d read the 1h rows the
+        # statement before has just recomputed.
+        rollup_steps = 0
+        for base in ("1m", "1h"):
+            wanted = [b for b in rollups if ROLLUP_BASE[b.timeframe] == base]
+            if wanted:
+                statements.append(_rollup_sql(wanted, ids, now, base))
+                rollup_steps += 1
         counts = _execute_all(cursor, statements)
     merged = counts[0 if durable else 1]
-    return merged + (counts[-1] if rollups else 0)
+    return merged + (sum(counts[-rollup_steps:]) if rollup_steps else 0)
 
 
 def candles_close_until(*, cutoffs: dict[int, int], now: dt.datetime) -> int:
@@ -297,25 +306,31 @@ _MINUTE_FIELDS = ("instrument_id", "open_time", "open", "high", "low", "close", 
 
 
 def _rollups_in_python(buckets: Sequence[RollupBucket], ids: dict[str, int], now: dt.datetime) -> int:
-    """SQLite: fetch the 1m rows of the buckets' hours, roll them up with the pure
-    functions, upsert the wanted buckets."""
+    """SQLite: per base timeframe (1m, then 1h), fetch the base rows of the buckets'
+    spans, roll them up with the pure functions, upsert the wanted buckets."""
     if not buckets:
         return 0
     from django.db.models import Q
 
-    hour = TIMEFRAME_MS["1h"]
-    condition = Q()
-    for symbol, start in {(b.symbol, b.open_ms - b.open_ms % hour) for b in buckets}:
-        condition |= Q(instrument_id=ids[symbol], open_time__gte=ms_to_dt(start), open_time__lt=ms_to_dt(start + hour))
     symbols = {v: k for k, v in ids.items()}
-    minutes = [PartialCandle(symbols[r[0]], "1m", dt_to_ms(r[1]), *r[2:])
-               for r in Candle.objects.filter(condition, timeframe="1m").values_list(*_MINUTE_FIELDS)]
     wanted = {(b.symbol, b.timeframe, b.open_ms): b.closed for b in buckets}
-    rows = []
-    for timeframe in ROLLUP_TIMEFRAMES:
-        for c in candles_rollup(minutes, timeframe):
-            closed = wanted.get((c.symbol, timeframe, c.open_ms))
-            if closed is not None:
-                c.closed = closed
-                rows.append(c)
-    return candles_upsert(candles=rows, instrument_ids=ids, mode=Mode.ROLLUP, source="rollup", now=now)
+    written = 0
+    for base, span in (("1m", TIMEFRAME_MS["1h"]), ("1h", TIMEFRAME_MS["1d"])):
+        mine = [b for b in buckets if ROLLUP_BASE[b.timeframe] == base]
+        if not mine:
+            continue
+        condition = Q()
+        for symbol, start in {(b.symbol, b.open_ms - b.open_ms % span) for b in mine}:
+            condition |= Q(instrument_id=ids[symbol], open_time__gte=ms_to_dt(start),
+                           open_time__lt=ms_to_dt(start + span))
+        rows_in = [PartialCandle(symbols[r[0]], base, dt_to_ms(r[1]), *r[2:])
+                   for r in Candle.objects.filter(condition, timeframe=base).values_list(*_MINUTE_FIELDS)]
+        rows = []
+        for timeframe in (tf for tf in ROLLUP_TIMEFRAMES if ROLLUP_BASE[tf] == base):
+            for c in candles_rollup(rows_in, timeframe):
+                closed = wanted.get((c.symbol, timeframe, c.open_ms))
+                if closed is not None:
+                    c.closed = closed
+                    rows.append(c)
+        written += candles_upsert(candles=rows, instrument_ids=ids, mode=Mode.ROLLUP, source="rollup", now=now)
+    return written

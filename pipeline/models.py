@@ -17,6 +17,8 @@ class Timeframe(models.TextChoices):
     M5 = "5m", "5 minutes"
     M15 = "15m", "15 minutes"
     H1 = "1h", "1 hour"
+    H4 = "4h", "4 hours"
+    D1 = "1d", "1 day"
 
 
 class CandleSource(models.TextChoices):
@@ -126,3 +128,34 @@ class FeedLease(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name}: {self.holder}"
+
+
+class StrategyConfig(models.Model):
+    """One strategy run on one symbol and timeframe with its parameters.
+
+    Editable and switchable (enabled), unlike the signals it makes: those carry the
+    config's id in `trigger_config_id`, and a config that made signals is never
+    deleted (disable it instead), so every automated signal can be traced back.
+    `last_candle_open_time` is how far the runner got; `last_evaluated_at` when.
+    """
+
+    id = models.BigAutoField(primary_key=True)
+    strategy = models.CharField(max_length=64)
+    instrument = models.ForeignKey(Instrument, on_delete=models.PROTECT, related_name="strategy_configs")
+    timeframe = models.CharField(max_length=4, choices=Timeframe.choices)
+    params = models.JSONField(default=dict, blank=True)
+    enabled = models.BooleanField(default=True)
+    cooldown_minutes = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    last_candle_open_time = models.DateTimeField(null=True, blank=True)
+    last_evaluated_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [models.Index(fields=["instrument", "timeframe"], name="strategy_config_series",
+                                condition=models.Q(enabled=True))]
+
+    def __str__(self) -> str:
+        return f"{self.strategy} {self.instrument.symbol} {self.timeframe}"
+

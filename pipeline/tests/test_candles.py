@@ -71,7 +71,8 @@ def test_it_stores_1m_candles_and_rollups_equal_to_a_direct_computation():
     trades = feed(3000)
     for batch in batches(trades, 97):
         trades_ingest(trades=batch)
-    sizes = {"1m": MINUTE_MS, "5m": 5 * MINUTE_MS, "15m": 15 * MINUTE_MS, "1h": 60 * MINUTE_MS}
+    sizes = {"1m": MINUTE_MS, "5m": 5 * MINUTE_MS, "15m": 15 * MINUTE_MS, "1h": 60 * MINUTE_MS,
+             "4h": 240 * MINUTE_MS, "1d": 1440 * MINUTE_MS}
     checked = 0
     for symbol in ("BTCUSDT", "ETHUSDT"):
         for timeframe, size in sizes.items():
@@ -139,13 +140,14 @@ def test_it_closes_candles_once_the_feed_moves_past_them():
 
     trades_ingest(trades=[t(1, 30_000)])
     assert set(Candle.objects.values_list("timeframe", "closed")) == {("1m", False), ("5m", False),
-                                                                      ("15m", False), ("1h", False)}
+                                                                      ("15m", False), ("1h", False),
+                                                                      ("4h", False), ("1d", False)}
     trades_ingest(trades=[t(2, 70_000)])
     closed = dict(Candle.objects.filter(open_time__minute=0).values_list("timeframe", "closed"))
-    assert closed == {"1m": True, "5m": False, "15m": False, "1h": False}
+    assert closed == {"1m": True, "5m": False, "15m": False, "1h": False, "4h": False, "1d": False}
     trades_ingest(trades=[t(3, 15 * MINUTE_MS)])
     closed = dict(Candle.objects.filter(open_time__minute=0).values_list("timeframe", "closed"))
-    assert closed == {"1m": True, "5m": True, "15m": True, "1h": False}
+    assert closed == {"1m": True, "5m": True, "15m": True, "1h": False, "4h": False, "1d": False}
     # A late trade for a closed minute is still counted, and the minute stays closed.
     trades_ingest(trades=[t(4, 40_000)])
     first = Candle.objects.get(timeframe="1m", open_time__minute=0)
@@ -200,8 +202,8 @@ def test_it_rolls_exchange_minutes_up_and_closes_finished_buckets():
 
 @pytest.mark.django_db
 def test_it_rejects_an_unsupported_kline_timeframe():
-    with pytest.raises(ValueError, match="Unsupported timeframe '4h'"):
-        klines_ingest(klines=[kline(T0, tf="4h")])
+    with pytest.raises(ValueError, match="Unsupported timeframe '30m'"):
+        klines_ingest(klines=[kline(T0, tf="30m")])
 
 
 @pytest.mark.django_db
@@ -215,7 +217,7 @@ def test_it_keeps_the_newest_price_in_redis_whatever_the_arrival_order():
 
 
 def rollups_match_minutes() -> list[str]:
-    """Differences between stored 5m/15m/1h rows and the rollup of stored 1m rows."""
+    """Differences between stored 5m/15m/1h/4h/1d rows and the rollup of stored 1m rows."""
     from pipeline.aggregation import PartialCandle, candles_rollup
     from pipeline.candle_sql import dt_to_ms
 
@@ -223,7 +225,7 @@ def rollups_match_minutes() -> list[str]:
                .values_list("instrument__symbol", "open_time", "open", "high", "low", "close", "volume", "trades",
                             "first_trade_ms", "first_trade_id", "last_trade_ms", "last_trade_id")]
     problems = []
-    for timeframe in ("5m", "15m", "1h"):
+    for timeframe in ("5m", "15m", "1h", "4h", "1d"):
         expected = {(c.symbol, c.open_ms): (c.open, c.high, c.low, c.close, c.volume, c.trades)
                     for c in candles_rollup(minutes, timeframe)}
         stored_rows = {(s, dt_to_ms(t)): tuple(rest) for s, t, *rest in Candle.objects.filter(timeframe=timeframe)
