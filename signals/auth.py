@@ -8,6 +8,8 @@ no Origin at all are accepted; an Origin that IS sent must still be an allowed h
 """
 from __future__ import annotations
 
+import asyncio
+
 from channels.auth import AuthMiddlewareStack
 from channels.security.websocket import AllowedHostsOriginValidator
 from django.contrib.auth import get_user_model
@@ -17,10 +19,29 @@ from .delivery import db_read
 
 
 @db_read
-def user_for_token(key: str):
-    """The active user owning this DRF token, or None. Queried from the user side so
-    no Token instance stays cached on the user for the life of the connection."""
+def _user_for_token_query(key: str):
+    # From the user side, so no Token instance stays cached on the user for the
+    # life of the connection.
     return get_user_model().objects.filter(auth_token__key=key, is_active=True).first()
+
+
+_lookups: dict[str, asyncio.Task] = {}
+
+
+async def user_for_token(key: str):
+    """The active user owning this DRF token, or None.
+
+    Concurrent lookups of one key share a single query: in a reconnect storm a
+    bot fleet often reconnects hundreds of sockets with the same token at once.
+    Nothing is cached beyond the query in flight, so a revoked token stops working
+    for the next handshake.
+    """
+    loop = asyncio.get_running_loop()
+    task = _lookups.get(key)
+    if task is None or task.get_loop() is not loop:
+        task = _lookups[key] = loop.create_task(_user_for_token_query(key))
+        task.add_done_callback(lambda done: _lookups.pop(key, None) if _lookups.get(key) is done else None)
+    return await asyncio.shield(task)
 
 
 def token_from_header(header: str) -> str | None:

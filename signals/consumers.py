@@ -16,6 +16,7 @@ from channels.consumer import get_handler_name
 from channels.exceptions import StopConsumer
 
 from . import metrics
+from .admission import admission_release, local_admission
 from .delivery import SignalCursor, current_max_id
 from .prepared_frames import protocol_from_scope, protocol_is_open
 from .hub import local_hub
@@ -32,6 +33,7 @@ CLOSE_BAD_REQUEST = 4400     # bad query string
 CLOSE_UNSUPPORTED = 4415     # binary frame (RFC 1003)
 CLOSE_TOO_BIG = 4413         # message over the size limit (RFC 1009)
 CLOSE_POLICY = 4429          # too many malformed messages (RFC 1008)
+CLOSE_RESYNC = 4409          # after_id ahead of the server: a resync frame says where it is
 CLOSE_SERVER_ERROR = 4500    # our side failed mid-stream; the client should resume
 
 
@@ -80,23 +82,36 @@ class SignalConsumer(AsyncWebsocketConsumer):
         self._protocol = protocol_from_scope(self.scope)
         # Subscribe before reading: nothing committed from now on can be missed.
         await self._hub.register(self)
-        if after_id is None:
-            # "Live only" starts at the newest id committed before the handshake
-            # completes: anything committed once the client sees it open is live.
-            after_id = await current_max_id()
-        self.cursor = SignalCursor(after_id=after_id, filters=filters, on_fill=metrics.WS_GAP_FILLS.inc)
+        # The newest id committed before the handshake completes: "live only" starts
+        # there (anything committed once the client sees the socket open is live),
+        # and a replay reads up to it (later ones arrive as doorbells, in order).
+        latest = await current_max_id()
+        if after_id is not None and after_id > latest:
+            # The client holds ids this database never issued (another deployment, a
+            # restored backup): silently accepting would hide every signal up to its id.
+            metrics.WS_REJECTED.labels(reason="resync").inc()
+            await self.accept()
+            await self.send(text_data=json.dumps({"type": "resync", "last_id": latest}))
+            await self.close(code=CLOSE_RESYNC, reason=f"after_id is ahead of the newest signal {latest}")
+            return
+        self.cursor = SignalCursor(after_id=latest if after_id is None else after_id, filters=filters,
+                                   on_fill=metrics.WS_GAP_FILLS.inc)
         await self.accept()
         metrics.WS_CONNECTIONS.inc()
         self._counted = True
         # `_busy` (set above) is the only serialization needed: while it is set,
         # doorbells and catch-ups queue in the backlog and no drainer is started.
         try:
-            await self.cursor.replay(self.send_text)
+            # Bounded concurrency: in a reconnect storm admitted clients finish their
+            # replays quickly one group after another instead of all crawling.
+            async with local_admission().replay_slots:
+                await self.cursor.replay(self.send_text, up_to_id=latest)
         except Exception as exc:  # noqa: BLE001 - DB down mid-replay: let the client resume later
             logger.info("closing a client whose replay failed: %r", exc)
             await self.close(code=CLOSE_SERVER_ERROR, reason="temporary server error, please reconnect")
             return
         await self._drain_backlog()
+        admission_release(self.scope, live=True)
 
     async def dispatch(self, message) -> None:
         """Like channels' dispatch, minus its per-message `aclose_old_connections()`.

@@ -79,9 +79,10 @@ class SignalCursor:
         self.sent += count
         return count
 
-    async def replay(self, send) -> int:
-        """Send every stored signal with id > after_id, up to the current maximum."""
-        return await self._send_range(await _max_id(), send)
+    async def replay(self, send, *, up_to_id: int | None = None) -> int:
+        """Send every stored signal with id > after_id, up to `up_to_id` (default:
+        the current maximum)."""
+        return await self._send_range(await _max_id() if up_to_id is None else up_to_id, send)
 
     def advance(self, event: dict[str, Any]) -> tuple[bool, str | None]:
         """The in-order step for a `signal.new` doorbell, without I/O.

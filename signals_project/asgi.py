@@ -12,6 +12,7 @@ django_asgi_app = get_asgi_application()
 
 from channels.routing import ProtocolTypeRouter  # noqa: E402
 
+from signals.admission import admission_gate  # noqa: E402
 from signals.auth import SessionOrTokenAuthMiddleware  # noqa: E402
 from signals_project import daphne_patches  # noqa: E402
 from signals_project import http_reasons  # noqa: E402
@@ -27,7 +28,7 @@ application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
         "websocket": expose_daphne_protocol(
-            SessionOrTokenAuthMiddleware(websocket_router)
+            admission_gate(SessionOrTokenAuthMiddleware(websocket_router))
         ),
     }
 )

@@ -130,6 +130,13 @@ else:
     }
 # How often each web process checks for signals whose doorbell was lost (signals.hub).
 WS_WATCHDOG_SECONDS = env_float("WS_WATCHDOG_SECONDS", 5.0, minimum=0.05)
+# Reconnect storms (signals.admission): connections still on their way in (handshake,
+# auth, replay) per web process before new ones are told 4503 retry_after=<s>, and
+# replays reading the database at once.
+WS_MAX_PENDING = env_int("WS_MAX_PENDING", 256, minimum=1)
+WS_REPLAY_CONCURRENCY = env_int("WS_REPLAY_CONCURRENCY", 8, minimum=1)
+# Client `ack` frames are written at most once per this many seconds per connection.
+WS_ACK_INTERVAL_SECONDS = env_float("WS_ACK_INTERVAL_SECONDS", 2.0, minimum=0.0)
 CACHES = {
     "default": {
         "BACKEND": "django.core.cache.backends.redis.RedisCache",
