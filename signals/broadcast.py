@@ -21,7 +21,7 @@ from typing import Any
 from channels.layers import get_channel_layer
 from django.db import transaction
 
-from .dispatch import announce, outcome_decided, signal_published
+from .dispatch import amendment_published, announce, outcome_decided, signal_published
 
 logger = logging.getLogger(__name__)
 
@@ -110,23 +110,30 @@ def outcome_broadcast_on_commit(outcome) -> None:
     from .selectors import outcome_payload
 
     def _send() -> None:
-        frame = json.dumps(
-            {"type": "outcome", "signal_id": outcome.signal_id, "outcome": outcome_payload(outcome)},
-            separators=(",", ":"),
-        )
-        signal = outcome.signal
-        _publish(
-            {
-                "type": "signal.outcome",
-                "id": outcome.signal_id,
-                "symbol": signal.symbol,
-                "market": signal.market,
-                "frame": frame,
-            }
-        )
+        frame = {"type": "outcome", "signal_id": outcome.signal_id, "outcome": outcome_payload(outcome)}
+        _publish_frame("signal.outcome", frame, signal=outcome.signal, id=outcome.signal_id)
 
     transaction.on_commit(_send)
     transaction.on_commit(lambda: announce(outcome_decided, outcome=outcome))
+
+
+def _publish_frame(kind: str, frame: dict[str, Any], *, signal, **keys: Any) -> bool:
+    """Publish a client frame (encoded once, here) with the signal's filter keys."""
+    encoded = json.dumps(frame, separators=(",", ":"))
+    return _publish({"type": kind, **keys, "symbol": signal.symbol, "market": signal.market, "frame": encoded})
+
+
+def event_broadcast_on_commit(event) -> None:
+    """After COMMIT, ring the doorbell for an amendment (`signal_event` frame, encoded
+    once) and announce it to other apps."""
+    from .selectors import event_payload
+
+    def _send() -> None:
+        frame = {"type": "signal_event", "signal_id": event.signal_id, "event": event_payload(event)}
+        _publish_frame("signal.event", frame, signal=event.signal, id=event.id, signal_id=event.signal_id)
+
+    transaction.on_commit(_send)
+    transaction.on_commit(lambda: announce(amendment_published, event=event))
 
 
 def health_broadcast(health: dict[str, Any]) -> bool:

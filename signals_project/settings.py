@@ -5,10 +5,12 @@ Why env-only: the same code runs the embedded demo (SQLite + embedded Redis), CI
 """
 from __future__ import annotations
 
+import ipaddress
 import os
 from pathlib import Path
 
 import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
 
 from .env import env_bool, env_choice, env_float, env_int, env_list, env_str
 
@@ -237,6 +239,28 @@ READINESS_MAX_CANDLE_AGE_SECONDS = env_int("READINESS_MAX_CANDLE_AGE_SECONDS", 1
 READINESS_WINDOW_MINUTES = env_int("READINESS_WINDOW_MINUTES", 60, minimum=1)
 READINESS_MIN_COMPLETENESS = env_float("READINESS_MIN_COMPLETENESS", 0.95, minimum=0.0)
 
+# --- Operations: stalls, the single active feed, health history, /metrics, logs ----------
+# A stream silent for FEED_STALL_FACTOR x its own learned gap between messages (never
+# less than FEED_STALL_MIN_SECONDS, never more than FEED_STALE_SECONDS) is stalled:
+# the feed reconnects it and /health/ counts it as not flowing.
+FEED_STALL_MIN_SECONDS = env_float("FEED_STALL_MIN_SECONDS", 2.0, minimum=0.05)
+FEED_STALL_FACTOR = env_float("FEED_STALL_FACTOR", 10.0, minimum=1.0)
+# One active run_feed per database; a standby takes over once the active one's
+# heartbeat is older than this (it renews every third of it).
+FEED_LEASE_SECONDS = env_float("FEED_LEASE_SECONDS", 20.0, minimum=1.0)
+HEALTH_HISTORY_HOURS = env_float("HEALTH_HISTORY_HOURS", 24.0, minimum=0.1)
+# /metrics answers staff sessions, `Authorization: Bearer <METRICS_TOKEN>` (when set)
+# and clients from these networks (default: this host only).
+METRICS_TOKEN = env_str("METRICS_TOKEN", "")
+METRICS_ALLOW_CIDRS = env_list("METRICS_ALLOW_CIDRS", "127.0.0.0/8,::1/128")
+for _cidr in METRICS_ALLOW_CIDRS:
+    try:
+        ipaddress.ip_network(_cidr, strict=False)
+    except ValueError:
+        raise ImproperlyConfigured(f"METRICS_ALLOW_CIDRS: {_cidr!r} is not a network (e.g. 10.0.0.0/8).") from None
+# LOG_FORMAT=json writes one JSON object per line (for log shippers); text otherwise.
+LOG_FORMAT = env_choice("LOG_FORMAT", "text", ("text", "json"))
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
@@ -257,5 +281,4 @@ from pipeline.schedule import BEAT_SCHEDULE  # noqa: E402
 
 CELERY_BEAT_SCHEDULE = {
     **BEAT_SCHEDULE,
-    "health-score": {"task": "signals.health_publish", "schedule": 30.0},
 }

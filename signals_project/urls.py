@@ -17,6 +17,8 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("api-auth/", include("rest_framework.urls")),
     path("health/", ops_views.health, name="health"),
+    path("health/live/", ops_views.health_live, name="health-live"),
+    path("health/ready/", ops_views.health_ready, name="health-ready"),
     path("metrics", ops_views.metrics_view, name="metrics"),
     path("", include("dashboard.urls")),
 ]

@@ -17,7 +17,9 @@ pytestmark = pytest.mark.django_db
 URL = "/api/signals/"
 ISO_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,6})?Z$")
 SIGNAL_KEYS = {"id", "symbol", "market", "direction", "entry_price", "stop_loss", "take_profit", "confidence",
-               "timeframe", "source", "note", "created_at", "expires_at", "outcome"}
+               "timeframe", "source", "note", "created_at", "expires_at", "outcome",
+               # the signal lifecycle contract
+               "targets", "stop_rule", "trigger", "effective_stop", "events"}
 
 
 def _body(**overrides):
@@ -43,7 +45,12 @@ def test_it_creates_a_signal_with_the_contract_shape(staff_client, instruments):
     assert data["confidence"] == 80 and data["timeframe"] == "4h" and data["source"] == "manual"
     assert data["note"] == "breakout" and data["expires_at"] is None
     assert ISO_UTC.match(data["created_at"]), data["created_at"]
-    assert data["outcome"] == {"status": "open", "closed_at": None, "exit_price": None, "r_multiple": None}
+    assert data["outcome"] == {"status": "open", "closed_at": None, "exit_price": None, "r_multiple": None,
+                               "mfe_r": None, "mae_r": None,
+                               "legs": [{"target": "67000", "portion": "1", "status": "open", "closed_at": None,
+                                         "exit_price": None, "r": None}]}
+    assert data["targets"] == [{"price": "67000", "portion": "1"}] and data["stop_rule"] == {"type": "fixed"}
+    assert data["trigger"] is None and data["events"] == [] and data["effective_stop"] == "64000"
     assert response["Location"] == f"/api/signals/{data['id']}/"
     signal = Signal.objects.get(pk=data["id"])
     assert signal.created_by.username == "staff"
