@@ -9,12 +9,12 @@ matters: readers fall back to the newest stored candle (pipeline.selectors).
 from __future__ import annotations
 
 import logging
-import threading
 from dataclasses import dataclass
 from decimal import Decimal
 
 import redis
-from django.conf import settings
+
+from .redis_store import redis_client, redis_key
 
 logger = logging.getLogger(__name__)
 
@@ -37,9 +37,6 @@ end
 return moved
 """
 
-_lock = threading.Lock()
-_client: redis.Redis | None = None
-_script = None
 
 
 @dataclass(frozen=True)
@@ -49,22 +46,14 @@ class LatestPrice:
     ts_ms: int
 
 
-def _key_prefix() -> str:
-    prefix = getattr(settings, "CACHE_KEY_PREFIX", None) or settings.CACHES["default"].get("KEY_PREFIX") or ""
-    return f"{prefix}:market:latest:" if prefix else "market:latest:"
-
-
 def _key(symbol: str) -> str:
-    return _key_prefix() + symbol.upper()
+    return redis_key(f"market:latest:{symbol.upper()}")
 
 
 def _redis():
-    global _client, _script
-    with _lock:
-        if _client is None:
-            _client = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=1, socket_connect_timeout=1)
-            _script = _client.register_script(_SET_IF_NEWER)
-        return _client, _script
+    client = redis_client()
+    # register_script only hashes the text; EVALSHA loads it on first use per server.
+    return client, client.register_script(_SET_IF_NEWER)
 
 
 def latest_prices_set(*, prices: dict[str, tuple[Decimal, int]]) -> int:

@@ -21,4 +21,11 @@ BEAT_SCHEDULE: dict[str, dict] = {
         "schedule": 300.0,
         "options": {"expires": 290.0},
     },
+    # The health score (pipeline.health): stored as a HealthSnapshot and pushed to
+    # dashboards as a `health` frame.
+    "health-record": {
+        "task": "pipeline.tasks.health_record",
+        "schedule": 30.0,
+        "options": {"expires": 29.0},
+    },
 }

@@ -18,10 +18,12 @@ from signals.models import Instrument
 from .aggregation import TIMEFRAME_MS, expected_buckets, gaps_find
 from .candle_sql import dt_to_ms, ms_to_dt
 from .latest import LatestPrice, latest_price_get
-from .models import Candle, MarketReadiness, ReadinessState
+from .models import Candle, FeedLease, HealthSnapshot, MarketReadiness, ReadinessState
 from .sessions import market_is_open, session_intervals
 
 MAX_CANDLES = 1000
+# The one FeedLease row every run_feed of a database competes for.
+FEED_LEASE_NAME = "run_feed"
 
 
 class UnknownSymbolError(LookupError):
@@ -216,3 +218,13 @@ def market_data_health(*, now: dt.datetime | None = None) -> dict[str, Any]:
         detail.append(f"markets in ERROR: {', '.join(errors)}")
     return {"status": status, "detail": "; ".join(detail) or "fresh", "max_age_seconds": max_age,
             "markets": markets}
+
+
+def health_snapshot_latest() -> HealthSnapshot | None:
+    """The newest stored health check, or None before the first one."""
+    return HealthSnapshot.objects.order_by("-created_at").first()
+
+
+def feed_lease_get() -> FeedLease | None:
+    """Who holds the feed lease (pipeline.services.feed_lease_acquire), if anyone ever did."""
+    return FeedLease.objects.filter(name=FEED_LEASE_NAME).first()

@@ -31,8 +31,8 @@ from .aggregation import (
 )
 from .candle_sql import Mode, dt_to_ms
 from .latest import latest_prices_set
-from .models import Candle, CandleSource
-from .selectors import UnknownSymbolError, candle_gaps, feed_instruments
+from .models import Candle, CandleSource, FeedLease, HealthSnapshot
+from .selectors import FEED_LEASE_NAME, UnknownSymbolError, candle_gaps, feed_instruments
 from .sessions import market_is_open
 from .types import Kline, Trade
 
@@ -224,3 +224,43 @@ def candles_gap_repair(*, now: dt.datetime, hours: float, fetch: KlineFetch) -> 
         repaired[instrument.symbol] = stored
     return repaired
 
+
+
+# --- health history ----------------------------------------------------------------
+
+def health_snapshot_record(*, health: dict, totals: dict, now: dt.datetime, keep_hours: float) -> HealthSnapshot:
+    """Store one scored check (with the counter totals the next check diffs against)
+    and prune snapshots older than `keep_hours`: the only rows that are ever pruned."""
+    facts = {"totals": totals, "database": health.get("database"), "redis": health.get("redis")}
+    with transaction.atomic():
+        row = HealthSnapshot.objects.create(created_at=now, status=health["status"], score=health["score"],
+                                            components=health["components"], facts=facts)
+        HealthSnapshot.objects.filter(created_at__lt=now - dt.timedelta(hours=keep_hours)).delete()
+    return row
+
+
+# --- the single active feed ------------------------------------------------------------
+
+def feed_lease_acquire(*, holder: str, lease_seconds: float, now: dt.datetime | None = None) -> bool:
+    """Take or renew the feed lease for `holder`. True when `holder` holds it now.
+
+    One conditional UPDATE decides (the row is created once, unheld-looking), so
+    two standbys racing for an expired lease cannot both win, on PostgreSQL and
+    SQLite alike.
+    """
+    now = now or timezone.now()
+    FeedLease.objects.get_or_create(name=FEED_LEASE_NAME, defaults={
+        "holder": "", "acquired_at": now, "heartbeat_at": now - dt.timedelta(days=1)})
+    expired = now - dt.timedelta(seconds=lease_seconds)
+    renewed = FeedLease.objects.filter(name=FEED_LEASE_NAME, holder=holder).update(heartbeat_at=now)
+    if renewed:
+        return True
+    taken = (FeedLease.objects.filter(name=FEED_LEASE_NAME, heartbeat_at__lt=expired)
+             .update(holder=holder, acquired_at=now, heartbeat_at=now))
+    return bool(taken)
+
+
+def feed_lease_release(*, holder: str) -> bool:
+    """Give the lease up at a clean shutdown so a standby takes over at once."""
+    past = timezone.now() - dt.timedelta(days=1)
+    return bool(FeedLease.objects.filter(name=FEED_LEASE_NAME, holder=holder).update(heartbeat_at=past))

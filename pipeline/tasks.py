@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from celery import shared_task
 
+from pipeline.health_facts import health_check_record
+
 
 @shared_task(name="pipeline.tasks.feed_fallback_poll", ignore_result=True)
 def feed_fallback_poll() -> dict:
@@ -25,3 +27,9 @@ def candles_gap_repair() -> dict:
     from pipeline.services import candles_gap_repair as repair
 
     return repair(now=timezone.now(), hours=GAP_REPAIR_HOURS, fetch=BinanceRestClient.from_settings().klines)
+
+
+@shared_task(name="pipeline.tasks.health_record", ignore_result=True)
+def health_record() -> dict:
+    """Score health, store a HealthSnapshot and push a `health` frame (pipeline.health_facts)."""
+    return health_check_record()

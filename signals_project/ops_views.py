@@ -1,26 +1,95 @@
-"""Operator doors: /health/, /metrics and /api/stats/ (thin; logic in pipeline.health
-and signals.selectors_stats)."""
+"""Operator doors: /health/ (+ live, ready), /metrics and /api/stats/ (thin; the
+logic lives in pipeline.health, pipeline.health_facts, pipeline.ops_metrics and
+signals.stats)."""
 from __future__ import annotations
 
+import hmac
+import ipaddress
+import time
+
+from django.conf import settings
 from django.http import HttpResponse, JsonResponse
+from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from rest_framework.decorators import api_view
 from rest_framework.response import Response
 
-from pipeline.health import health_snapshot, refresh_db_gauges
+from pipeline.health import health_score, health_status_for
+from pipeline.health_facts import database_check, health_facts_collect, redis_check
+from pipeline.selectors import health_snapshot_latest
 from signals.stats import stats_24h
+
+# A stored check older than this (three beat intervals) means beat stopped: /health/
+# then scores the facts itself rather than serve an old verdict.
+SNAPSHOT_MAX_AGE_SECONDS = 90
+
+
+def _timed(check) -> dict:
+    started = time.perf_counter()
+    error = check()
+    return {"status": "down" if error else "ok", "reason": error or "",
+            "latency_ms": round((time.perf_counter() - started) * 1000, 1)}
 
 
 def health(request):
-    """`{"status": ok|degraded|down, "score": 0-100, "components": {...}}`; 503 when down."""
-    snapshot = health_snapshot()
-    return JsonResponse(snapshot, status=503 if snapshot["status"] == "down" else 200)
+    """`{"status", "score", "components", "database", "redis", "checked_at"}`; 503 when down.
+
+    Cheap: the newest stored check (beat stores one every 30 s) plus a live check of
+    the database and Redis with short timeouts."""
+    database, redis = _timed(database_check), _timed(redis_check)
+    body = {"status": "down", "score": 0, "components": {}, "database": database, "redis": redis,
+            "checked_at": None}
+    if database["status"] == "ok":
+        snapshot = health_snapshot_latest()
+        now = timezone.now()
+        if snapshot is not None and (now - snapshot.created_at).total_seconds() <= SNAPSHOT_MAX_AGE_SECONDS:
+            body.update(score=snapshot.score, components=snapshot.components,
+                        checked_at=snapshot.created_at.isoformat())
+        else:
+            facts, _ = health_facts_collect(now=now)
+            scored = health_score(facts)
+            body.update(score=scored["score"], components=scored["components"], checked_at=now.isoformat(),
+                        note="no recent stored check (is celery beat running?): scored now")
+    body["status"] = health_status_for(score=body["score"], database_ok=database["status"] == "ok",
+                                       redis_ok=redis["status"] == "ok")
+    return JsonResponse(body, status=503 if body["status"] == "down" else 200)
+
+
+def health_live(request):
+    """The process answers: for process supervisors (no dependency is checked)."""
+    return JsonResponse({"status": "ok"})
+
+
+def health_ready(request):
+    """Database and Redis answer: for load balancers. 503 naming the one that does not."""
+    database, redis = _timed(database_check), _timed(redis_check)
+    ready = database["status"] == "ok" and redis["status"] == "ok"
+    return JsonResponse({"status": "ok" if ready else "down", "database": database, "redis": redis},
+                        status=200 if ready else 503)
+
+
+def _metrics_allowed(request) -> bool:
+    user = getattr(request, "user", None)
+    if user is not None and user.is_authenticated and user.is_staff:
+        return True
+    token = settings.METRICS_TOKEN
+    header = request.headers.get("Authorization", "")
+    if token and header.startswith("Bearer ") and hmac.compare_digest(header[7:].strip(), token):
+        return True
+    try:
+        address = ipaddress.ip_address(request.META.get("REMOTE_ADDR", ""))
+    except ValueError:
+        return False
+    return any(address in ipaddress.ip_network(cidr, strict=False) for cidr in settings.METRICS_ALLOW_CIDRS)
 
 
 def metrics_view(request):
-    refresh_db_gauges()
+    """Prometheus text for staff, `Bearer METRICS_TOKEN`, or METRICS_ALLOW_CIDRS; 403 otherwise."""
+    if not _metrics_allowed(request):
+        return HttpResponse("metrics: staff session, bearer token or an allowed network required\n",
+                            status=403, content_type="text/plain")
     return HttpResponse(generate_latest(), content_type=CONTENT_TYPE_LATEST)
 
 

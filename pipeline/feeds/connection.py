@@ -15,7 +15,7 @@ import ipaddress
 import logging
 import random
 import time
-from typing import TYPE_CHECKING, Any, Callable
+from typing import Any, Awaitable, Callable
 from urllib.parse import urlsplit
 
 from websockets.asyncio.client import ClientConnection, connect
@@ -27,8 +27,12 @@ from pipeline.types import Kline, Trade
 from .protocol import KlineEvent, MalformedMessage, Reply, TradeEvent, message_parse, request_frame
 from .state import ConnectionHealth, ConnectionState, ConnectionStateMachine, backoff_delay
 
-if TYPE_CHECKING:
-    from .manager import ConnectionManager
+# What a connection needs from its owner, passed in as plain callables so the
+# connection never reaches into the manager: ask to register a handshaken socket
+# (False: stopped meanwhile), report it gone, report a state change.
+RegisterHook = Callable[["FeedConnection", ClientConnection], Awaitable[bool]]
+UnregisterHook = Callable[["FeedConnection", ClientConnection], None]
+StateHook = Callable[[str, ConnectionState, ConnectionState, str], None]
 
 logger = logging.getLogger(__name__)
 
@@ -72,7 +76,9 @@ class FeedConnection:
         self,
         name: str,
         *,
-        manager: "ConnectionManager",
+        register: RegisterHook,
+        unregister: UnregisterHook,
+        on_state_change: StateHook,
         ws_url: str,
         on_trade: Callable[[Trade], None],
         on_kline: Callable[[Kline], None],
@@ -84,7 +90,8 @@ class FeedConnection:
         rng: random.Random | None = None,
     ):
         self.name = name
-        self.manager = manager
+        self._register = register
+        self._unregister = unregister
         self.ws_url = ws_url.rstrip("/")
         self.on_trade = on_trade
         self.on_kline = on_kline
@@ -94,7 +101,7 @@ class FeedConnection:
         self.open_timeout = open_timeout
         self.ping_interval = ping_interval
         self.rng = rng or random.Random()
-        self.sm = ConnectionStateMachine(name, on_change=manager._state_changed)
+        self.sm = ConnectionStateMachine(name, on_change=on_state_change)
         self.health = ConnectionHealth()
         self.wanted: set[str] = set()
         self.confirmed: set[str] = set()
@@ -107,6 +114,7 @@ class FeedConnection:
         self._stop = asyncio.Event()
         self._task: asyncio.Task | None = None
         self._malformed_logged = 0
+        self._recycle_reason = ""
 
     # --- called by the manager (the owner) ------------------------------------------
 
@@ -131,6 +139,16 @@ class FeedConnection:
         if self._ws is not None:
             # A clean close lets the read loop end through the normal path.
             asyncio.ensure_future(self._ws.close(1000, "client shutdown"))
+
+    def recycle(self, reason: str) -> bool:
+        """Cut the live socket so the task reconnects it (a stalled stream: the socket
+        is open but the data stopped). Returns False when there is no live socket."""
+        if self._ws is None or self.sm.state is not ConnectionState.CONNECTED or self._ws.transport is None:
+            return False
+        self._recycle_reason = reason
+        self.health.stall_recoveries += 1
+        self._ws.transport.abort()
+        return True
 
     async def wait_stopped(self, timeout: float = 5.0) -> None:
         if self._task is None:
@@ -164,7 +182,7 @@ class FeedConnection:
                 attempt += 1
                 await self._back_off(attempt)
                 continue
-            if not await self.manager._register(self, ws):
+            if not await self._register(self, ws):
                 # Stopped (or removed) while the handshake was in flight.
                 await ws.close(1000, "client shutdown")
                 self.sm.move(ConnectionState.DISCONNECTED, "stopped before registration")
@@ -189,11 +207,13 @@ class FeedConnection:
                 logger.exception("feed %s: unexpected error", self.name)
                 reason = f"{type(exc).__name__}: {exc}"
             finally:
+                if self._recycle_reason:
+                    reason, self._recycle_reason = f"recycled: {self._recycle_reason}", ""
                 self._ws = None
                 self.confirmed.clear()
                 self.restored.clear()
                 self._pending.clear()
-                self.manager._unregister(self, ws)
+                self._unregister(self, ws)
             if self._stop.is_set():
                 self.sm.move(ConnectionState.DISCONNECTING, "shutdown")
                 await ws.close(1000, "client shutdown")
@@ -317,7 +337,7 @@ class FeedConnection:
         if isinstance(event, TradeEvent):
             trade = event.trade
             self.health.trades += 1
-            self.health.symbol_last_message_at[trade.symbol] = now
+            self.health.record_symbol_message(trade.symbol, now)
             if trade.ts_ms > self.health.symbol_last_market_ms.get(trade.symbol, 0):
                 self.health.symbol_last_market_ms[trade.symbol] = trade.ts_ms
             self.on_trade(trade)
@@ -325,7 +345,7 @@ class FeedConnection:
         if isinstance(event, KlineEvent):
             kline = event.kline
             self.health.klines += 1
-            self.health.symbol_last_message_at[kline.symbol] = now
+            self.health.record_symbol_message(kline.symbol, now)
             if kline.open_ms > self.health.symbol_last_market_ms.get(kline.symbol, 0):
                 self.health.symbol_last_market_ms[kline.symbol] = kline.open_ms
             self.on_kline(kline)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import threading
 import time
 import uuid
 from typing import Any
@@ -19,26 +18,19 @@ from typing import Any
 import redis
 from django.conf import settings
 
+from pipeline.redis_store import redis_client, redis_key
+
 from .state import symbol_stream_healthy
 
 PUBLISH_TTL_SECONDS = 10
 
-_lock = threading.Lock()
-_client: redis.Redis | None = None
-
 
 def _redis() -> redis.Redis:
-    global _client
-    with _lock:
-        if _client is None:
-            _client = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=2, socket_connect_timeout=2,
-                                           decode_responses=True)
-        return _client
+    return redis_client(decode=True)
 
 
 def _key(name: str) -> str:
-    prefix = getattr(settings, "CACHE_KEY_PREFIX", None) or settings.CACHES["default"].get("KEY_PREFIX") or ""
-    return f"{prefix}:feed:{name}" if prefix else f"feed:{name}"
+    return redis_key(f"feed:{name}")
 
 
 def feed_health_publish(*, symbols: dict[str, dict[str, Any]], connections: list[dict[str, Any]],
@@ -76,7 +68,8 @@ def feed_symbol_health(*, now: float | None = None, stale_seconds: float | None 
             continue
         entry["healthy"] = symbol_stream_healthy(
             state=entry.get("state", ""), symbol_last_message_at=entry.get("last_message_at"),
-            now=now, stale_seconds=stale)
+            now=now, stale_seconds=stale, expected_gap=entry.get("expected_gap_seconds"),
+            min_seconds=settings.FEED_STALL_MIN_SECONDS, factor=settings.FEED_STALL_FACTOR)
         out[symbol] = entry
     return out
 

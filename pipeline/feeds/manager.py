@@ -23,7 +23,7 @@ from websockets.asyncio.client import ClientConnection
 from pipeline.types import Kline, Trade
 
 from .connection import FeedConnection
-from .state import ConnectionState, symbol_stream_healthy
+from .state import ConnectionState, stall_limit, symbol_stream_healthy
 
 logger = logging.getLogger(__name__)
 
@@ -50,6 +50,8 @@ class ConnectionManager:
         on_trade: Callable[[Trade], None],
         on_kline: Callable[[Kline], None],
         stale_seconds: float = 15.0,
+        stall_min_seconds: float = 2.0,
+        stall_factor: float = 10.0,
         backoff_base: float = 0.5,
         backoff_cap: float = 30.0,
         streams_per_connection: int = 200,
@@ -62,6 +64,8 @@ class ConnectionManager:
         self.on_trade = on_trade
         self.on_kline = on_kline
         self.stale_seconds = stale_seconds
+        self.stall_min_seconds = stall_min_seconds
+        self.stall_factor = stall_factor
         self.backoff_base = backoff_base
         self.backoff_cap = backoff_cap
         self.streams_per_connection = streams_per_connection
@@ -127,15 +131,51 @@ class ConnectionManager:
         for conn in self._connections.values():
             for symbol in conn.symbols():
                 last = conn.health.symbol_last_message_at.get(symbol)
+                gap = conn.health.symbol_gap_ewma.get(symbol)
                 out[symbol] = {
                     "connection": conn.name,
                     "state": conn.state.value,
                     "last_message_at": last,
                     "last_market_ms": conn.health.symbol_last_market_ms.get(symbol),
+                    "expected_gap_seconds": None if gap is None else round(gap, 4),
+                    "stall_limit_seconds": round(self._stall_limit(gap), 3),
                     "healthy": symbol_stream_healthy(state=conn.state.value, symbol_last_message_at=last,
-                                                     now=now, stale_seconds=self.stale_seconds),
+                                                     now=now, stale_seconds=self.stale_seconds, expected_gap=gap,
+                                                     min_seconds=self.stall_min_seconds, factor=self.stall_factor),
                 }
         return out
+
+    def _stall_limit(self, expected_gap: float | None) -> float:
+        return stall_limit(expected_gap=expected_gap, stale_seconds=self.stale_seconds,
+                           min_seconds=self.stall_min_seconds, factor=self.stall_factor)
+
+    def recycle_stalled(self, now: float | None = None) -> list[tuple[str, str]]:
+        """Reconnect every connection whose socket is open while one of its streams
+        has been silent past its stall limit. A fresh socket gets that limit to
+        prove itself first, so a market-wide silence is retried at that pace rather
+        than in a tight loop. Returns [(connection, reason)] of those recycled."""
+        now = time.time() if now is None else now
+        recycled = []
+        for conn in list(self._connections.values()):
+            if conn.state is not ConnectionState.CONNECTED:
+                continue
+            worst = None
+            for symbol in sorted(conn.symbols()):
+                last = conn.health.symbol_last_message_at.get(symbol)
+                gap = conn.health.symbol_gap_ewma.get(symbol)
+                limit = self._stall_limit(gap)
+                since = max(last or 0.0, conn.health.connected_at or 0.0)
+                if last is not None and now - since > limit:
+                    worst = worst or (symbol, now - last, gap, limit)
+            if worst is None:
+                continue
+            symbol, silence, gap, limit = worst
+            reason = (f"{symbol} silent for {silence:.1f}s, stall limit {limit:.1f}s"
+                      + (f" (usually every {gap:.2f}s)" if gap is not None else ""))
+            if conn.recycle(reason):
+                logger.warning("feed %s: stream stalled (%s); reconnecting", conn.name, reason)
+                recycled.append((conn.name, reason))
+        return recycled
 
     def stats(self) -> dict[str, Any]:
         states = Counter({state.value: 0 for state in ConnectionState})
@@ -146,7 +186,8 @@ class ConnectionManager:
             h = conn.health
             totals.update(messages=h.messages, bytes=h.bytes, trades=h.trades, klines=h.klines,
                           malformed=h.malformed, reconnects=h.reconnects,
-                          handshake_failures=h.handshake_failures, stale_events=h.stale_events)
+                          handshake_failures=h.handshake_failures, stale_events=h.stale_events,
+                          stall_recoveries=h.stall_recoveries)
             if conn.state is ConnectionState.CONNECTED and h.is_stale(now, self.stale_seconds):
                 totals["stale_now"] += 1
         return {
@@ -155,7 +196,8 @@ class ConnectionManager:
             "states": dict(states),
             "streams": sum(len(c.wanted) for c in self._connections.values()),
             **{k: totals.get(k, 0) for k in ("messages", "bytes", "trades", "klines", "malformed",
-                                             "reconnects", "handshake_failures", "stale_events", "stale_now")},
+                                             "reconnects", "handshake_failures", "stale_events", "stall_recoveries",
+                                             "stale_now")},
             "per_connection": [c.snapshot() for c in self._connections.values()],
         }
 
@@ -256,7 +298,8 @@ class ConnectionManager:
             if target is None:
                 self._serial += 1
                 target = FeedConnection(
-                    f"conn-{self._serial}", manager=self, ws_url=self.ws_url,
+                    f"conn-{self._serial}", register=self._register, unregister=self._unregister,
+                    on_state_change=self._state_changed, ws_url=self.ws_url,
                     on_trade=self.on_trade, on_kline=self.on_kline,
                     stale_seconds=self.stale_seconds, backoff_base=self.backoff_base,
                     backoff_cap=self.backoff_cap, open_timeout=self.open_timeout,

@@ -9,7 +9,8 @@ One asyncio loop runs four things side by side:
   opens is subscribed and backfilled, then checked (WAITING_DATA -> CHECKING_DATA ->
   READY -> ACTIVE); a market whose session closes is unsubscribed (STOPPED);
 - a publisher that writes stream health to Redis every second for the fallback
-  task, `pipeline_status` and /health.
+  task, `pipeline_status` and /health, and first reconnects any stream stalled by
+  its own learned rate (ConnectionManager.recycle_stalled).
 A reconnect triggers a REST backfill from the last message before the drop, so
 the candle series has no hole where the socket was down.
 """
@@ -79,6 +80,7 @@ class FeedRunner:
             ws_url=self.ws_url, on_trade=self._on_trade, on_kline=self._on_kline,
             stale_seconds=self.stale_seconds, backoff_base=backoff_base, backoff_cap=backoff_cap,
             on_state_change=self._on_connection_state,
+            stall_min_seconds=settings.FEED_STALL_MIN_SECONDS, stall_factor=settings.FEED_STALL_FACTOR,
         )
         self._trades: list[Trade] = []
         self._klines: list[Kline] = []
@@ -92,6 +94,9 @@ class FeedRunner:
         self._last_backfill: dict[str, float] = {}
         self._background: set[asyncio.Task] = set()
         self._stopping = False
+        # Set when another feed took the lease over: this one stops without marking
+        # the markets STOPPED under the active feed (pipeline.feeds.standby).
+        self.keep_readiness_on_stop = False
         self._started_at = time.time()
         self._rate_mark = (time.monotonic(), 0, 0)
         self.counters: dict[str, int] = {"batches": 0, "trades_ingested": 0, "klines_ingested": 0,
@@ -151,10 +156,11 @@ class FeedRunner:
             self._stopping = True
             self._flush_now.set()
             await flusher
-            for market in list(self._live):
+            for market in list(self._live) if not self.keep_readiness_on_stop else ():
                 await self._readiness_move(market, "STOPPED", "feed process stopped")
             try:
-                await self._in(self._publisher, feed_health_clear)
+                if not self.keep_readiness_on_stop:  # else the active feed's health is published there
+                    await self._in(self._publisher, feed_health_clear)
             except Exception:  # noqa: BLE001 - Redis down at shutdown: keys expire anyway
                 logger.warning("could not clear feed health in Redis", exc_info=True)
             await self.close()
@@ -368,6 +374,9 @@ class FeedRunner:
 
     async def _publish_forever(self) -> None:
         while True:
+            # Self-healing: a socket that stays open while its data stopped is cut and
+            # reconnected here (the reconnect backfills the silent stretch from REST).
+            self.manager.recycle_stalled()
             snap = self.snapshot()
             try:
                 await self._in(self._publisher, feed_health_publish, symbols=snap["symbols"],

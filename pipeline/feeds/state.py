@@ -96,6 +96,18 @@ class ConnectionHealth:
     # Exchange time (ms) of the newest trade/kline per symbol: where a backfill after
     # an outage must start, independent of our own clock.
     symbol_last_market_ms: dict[str, int] = field(default_factory=dict)
+    # Learned rate per symbol: an exponentially weighted mean of the gaps between its
+    # messages (seconds). It is what "silent for too long" is measured against.
+    symbol_gap_ewma: dict[str, float] = field(default_factory=dict)
+    # Times the watchdog recycled this connection because a stream stalled.
+    stall_recoveries: int = 0
+
+    def record_symbol_message(self, symbol: str, now: float) -> None:
+        """Note a message of `symbol` at `now` and learn its usual gap."""
+        last = self.symbol_last_message_at.get(symbol)
+        if last is not None:
+            self.symbol_gap_ewma[symbol] = gap_ewma_update(self.symbol_gap_ewma.get(symbol), now - last)
+        self.symbol_last_message_at[symbol] = now
 
     def record_message(self, size: int, now: float) -> None:
         self.messages += 1
@@ -111,13 +123,39 @@ class ConnectionHealth:
         return asdict(self)
 
 
+# Weight of the newest gap in the learned mean: about the last 20 messages count.
+GAP_EWMA_ALPHA = 0.1
+
+
+def gap_ewma_update(mean: float | None, gap: float) -> float:
+    """The learned mean gap after one more observed gap (the first gap seeds it)."""
+    gap = max(0.0, gap)
+    return gap if mean is None else mean + GAP_EWMA_ALPHA * (gap - mean)
+
+
+def stall_limit(*, expected_gap: float | None, stale_seconds: float, min_seconds: float, factor: float) -> float:
+    """How long a stream may stay silent before it counts as stalled (seconds).
+
+    `factor` times its own learned gap, so a busy stream that stops is noticed
+    within seconds and a quiet one is given the room its quiet needs; never less
+    than `min_seconds` (one late burst is not a stall) and never more than
+    `stale_seconds` (kline streams push every second or two even without trades, so
+    silence beyond that is never normal).
+    """
+    if expected_gap is None:
+        return stale_seconds
+    return min(stale_seconds, max(min_seconds, factor * expected_gap))
+
+
 def symbol_stream_healthy(*, state: str, symbol_last_message_at: float | None, now: float,
-                          stale_seconds: float) -> bool:
+                          stale_seconds: float, expected_gap: float | None = None,
+                          min_seconds: float = 0.0, factor: float = 0.0) -> bool:
     """A symbol's stream is healthy when its connection is up and the symbol itself
-    produced a message recently (kline streams push every second or two even
-    without trades, so silence means a stalled stream)."""
+    produced a message within its stall limit (see `stall_limit`)."""
+    limit = stall_limit(expected_gap=expected_gap, stale_seconds=stale_seconds, min_seconds=min_seconds,
+                        factor=factor) if factor else stale_seconds
     return (
         state == ConnectionState.CONNECTED.value
         and symbol_last_message_at is not None
-        and now - symbol_last_message_at <= stale_seconds
+        and now - symbol_last_message_at <= limit
     )

@@ -11,13 +11,16 @@ from django.core.management.base import BaseCommand, CommandError
 from pipeline.feeds.keypool import ApiKeyPool
 from pipeline.feeds.rest import BinanceRestClient
 from pipeline.feeds.runner import FeedRunner
+from pipeline.feeds.standby import FeedLeaseKeeper
 
 logger = logging.getLogger("pipeline.feeds.runner")
 
 
 class Command(BaseCommand):
     help = ("Stream trades and klines from BINANCE_WS_URL into candles, following market sessions and "
-            "readiness; publishes stream health to Redis. Stops cleanly on SIGTERM / Ctrl-C.")
+            "readiness; publishes stream health to Redis. One feed is active per database: a second one "
+            "waits as a standby (logging which feed is active) and takes over within FEED_LEASE_SECONDS "
+            "(+ a third) when the active one dies. Stops cleanly on SIGTERM / Ctrl-C.")
 
     def add_arguments(self, parser):
         parser.add_argument("--ws-url", default=None, help="default: BINANCE_WS_URL")
@@ -47,17 +50,22 @@ class Command(BaseCommand):
                 "No active instruments to follow (FEED_SYMBOLS=%s). Add instruments in the admin; "
                 "the feed picks them up without a restart." % (",".join(settings.FEED_SYMBOLS) or "<all>")))
         rest = BinanceRestClient(rest_url, ApiKeyPool.from_settings(), max_wait=5.0)
-        runner = FeedRunner(ws_url=ws_url, rest=rest, stale_seconds=stale,
-                            supervise_interval=opts["supervise_interval"])
-        self.stdout.write(f"Feed: streams {ws_url}, REST {rest_url}, {len(rest.key_pool)} API key slot(s)")
-        asyncio.run(self._run(runner, opts["run_seconds"]))
+
+        def make_runner() -> FeedRunner:
+            return FeedRunner(ws_url=ws_url, rest=rest, stale_seconds=stale,
+                              supervise_interval=opts["supervise_interval"])
+
+        keeper = FeedLeaseKeeper(make_runner=make_runner, lease_seconds=settings.FEED_LEASE_SECONDS)
+        self.stdout.write(f"Feed {keeper.holder}: streams {ws_url}, REST {rest_url}, "
+                          f"{len(rest.key_pool)} API key slot(s)")
+        asyncio.run(self._run(keeper, opts["run_seconds"]))
         self.stdout.write("Feed stopped")
 
-    async def _run(self, runner: FeedRunner, run_seconds: float | None) -> None:
+    async def _run(self, keeper: FeedLeaseKeeper, run_seconds: float | None) -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
         if run_seconds is not None:
             loop.call_later(run_seconds, stop.set)
-        await runner.run(stop)
+        await keeper.run(stop)
