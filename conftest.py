@@ -148,7 +148,8 @@ class DaphneProcess:
 
     def start(self, timeout: float = 20.0) -> "DaphneProcess":
         # Persistent DB connections as in production; they end with the process.
-        env = dict(os.environ, DATABASE_URL=child_database_url(), DB_CONN_MAX_AGE="60", **self.extra_env)
+        # extra_env may override DATABASE_URL too (the fault suite routes it through a proxy).
+        env = {**os.environ, "DATABASE_URL": child_database_url(), "DB_CONN_MAX_AGE": "60", **self.extra_env}
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(

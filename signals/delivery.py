@@ -113,7 +113,7 @@ class SignalCursor:
         kind = event.get("type")
         if kind == "signal.outcome":
             return event["frame"] if self.matches(event) else None
-        if kind == "health.update":
+        if kind in ("health.update", "status.update"):
             return event["frame"]
         return None
 

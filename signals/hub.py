@@ -18,6 +18,7 @@ State here is only "who is connected to this process"; history stays in the DB.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 import weakref
@@ -28,8 +29,8 @@ from django.conf import settings
 
 from .broadcast import SIGNALS_GROUP
 from .delivery import current_max_id
-from .fastsend import PreparedFrames
-from .metrics import FANOUT_SECONDS
+from .metrics import FANOUT_FRAMES, FANOUT_SECONDS, FANOUT_WRITE_FAILURES
+from .prepared_frames import PreparedFrames
 
 logger = logging.getLogger(__name__)
 
@@ -53,6 +54,7 @@ class Hub:
         self._watchdog: asyncio.Task | None = None
         self._channel: str | None = None
         self._previous_max = 0
+        self._database_available = True
         self._start_lock = asyncio.Lock()
 
     async def register(self, client: HubClient) -> None:
@@ -129,9 +131,11 @@ class Hub:
                 continue
             try:
                 latest = await current_max_id()
-            except Exception as exc:  # noqa: BLE001 - database hiccup: next round
+            except Exception as exc:  # noqa: BLE001 - database outage: say so, retry next round
                 logger.warning("watchdog could not read max id: %r", exc)
+                await self._database_status(available=False)
                 continue
+            await self._database_status(available=True)
             # Only ids already visible last round: a doorbell normally arrives within
             # milliseconds, so this never races the live path into needless reads.
             target = min(latest, self._previous_max)
@@ -139,6 +143,16 @@ class Hub:
             for client in list(self.clients):
                 if client.lagging_behind(target):
                     client.request_catch_up(target)
+
+    async def _database_status(self, *, available: bool) -> None:
+        """Tell this process's clients when the database goes away and comes back:
+        their socket stays open, but nothing new can be published meanwhile."""
+        if available == self._database_available:
+            return
+        self._database_available = available
+        frame = json.dumps({"type": "status", "database": "ok" if available else "unavailable"},
+                           separators=(",", ":"))
+        await self.fan_out({"type": "status.update", "frame": frame})
 
 
 _hubs: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Hub]" = weakref.WeakKeyDictionary()

@@ -45,10 +45,13 @@ INSTALLED_APPS = [
     "signals",
     "pipeline",
     "dashboard",
+    "integrations",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # A database outage answers 503 + Retry-After instead of a 500 page.
+    "signals_project.database_outage.DatabaseOutageMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",

@@ -20,5 +20,9 @@ urlpatterns = [
     path("health/live/", ops_views.health_live, name="health-live"),
     path("health/ready/", ops_views.health_ready, name="health-ready"),
     path("metrics", ops_views.metrics_view, name="metrics"),
+    path("", include("integrations.urls")),
     path("", include("dashboard.urls")),
 ]
+
+# A database outage outside a view is a 503 with a clear body, not a 500 page.
+handler500 = "signals_project.database_outage.server_error"
