@@ -284,4 +284,29 @@ from pipeline.schedule import BEAT_SCHEDULE  # noqa: E402
 
 CELERY_BEAT_SCHEDULE = {
     **BEAT_SCHEDULE,
+    # Attempts whose Celery task was lost (worker killed mid-countdown) are picked up.
+    "integrations-deliveries-sweep": {"task": "integrations.deliveries_sweep", "schedule": 60.0},
 }
+
+# --- Integrations: webhooks, Telegram/Discord channels, inbound alerts (integrations/) ---
+# Base of the links in chat messages ("open signal #N").
+SITE_URL = env_str("SITE_URL", "http://127.0.0.1:8000")
+# Webhooks may only target https on public addresses; 1 allows http and private,
+# loopback and link-local targets (internal receivers, tests).
+WEBHOOK_ALLOW_PRIVATE = env_bool("WEBHOOK_ALLOW_PRIVATE", False)
+TELEGRAM_API_URL = env_str("TELEGRAM_API_URL", "https://api.telegram.org")
+# Discord channel URLs must live under {DISCORD_API_URL}/webhooks/.
+DISCORD_API_URL = env_str("DISCORD_API_URL", "https://discord.com/api")
+DELIVERY_TIMEOUT_SECONDS = env_float("DELIVERY_TIMEOUT_SECONDS", 10.0, minimum=0.1)
+DELIVERY_RETRY_BASE_SECONDS = env_float("DELIVERY_RETRY_BASE_SECONDS", 5.0, minimum=0.01)
+DELIVERY_RETRY_MAX_SECONDS = env_float("DELIVERY_RETRY_MAX_SECONDS", 6 * 3600.0, minimum=0.01)
+DELIVERY_MAX_ATTEMPTS = env_int("DELIVERY_MAX_ATTEMPTS", 15, minimum=1)
+# A channel whose deliveries all failed for this long is paused (reason shown to its owner).
+DELIVERY_PAUSE_AFTER_SECONDS = env_float("DELIVERY_PAUSE_AFTER_SECONDS", 86400.0, minimum=1)
+# A repeated inbound alert (same alert_id, or same body) within this window returns the first signal.
+INBOUND_DEDUP_SECONDS = env_int("INBOUND_DEDUP_SECONDS", 300, minimum=0)
+INBOUND_RATE = env_str("INBOUND_RATE", "60/min")
+_inbound_count, _, _inbound_period = INBOUND_RATE.partition("/")
+if not (_inbound_count.isdigit() and _inbound_period in ("s", "sec", "second", "m", "min", "minute",
+                                                        "h", "hour", "d", "day")):
+    raise ImproperlyConfigured(f"INBOUND_RATE={INBOUND_RATE!r} must look like 60/min (per s, min, hour or day).")
