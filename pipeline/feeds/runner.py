@@ -26,6 +26,7 @@ from typing import Any, Callable
 from django.conf import settings
 from django.db import close_old_connections, connections
 
+from pipeline.outcomes.tracker import OutcomeTracker
 from pipeline.types import Kline, Trade
 
 from .health_store import feed_health_clear, feed_health_publish
@@ -101,6 +102,8 @@ class FeedRunner:
         self._rate_mark = (time.monotonic(), 0, 0)
         self.counters: dict[str, int] = {"batches": 0, "trades_ingested": 0, "klines_ingested": 0,
                                          "ingest_errors": 0, "backfilled": 0, "dropped_trades": 0}
+        # Decides outcomes from the ingested trades on its own thread (pipeline.outcomes).
+        self.outcomes = OutcomeTracker(clock=clock)
 
     # --- stream callbacks (run inside connection tasks: keep them O(1)) -----------------
 
@@ -135,6 +138,7 @@ class FeedRunner:
 
     async def run(self, stop: asyncio.Event) -> None:
         await self.manager.start()
+        self.outcomes.start()
         flusher = asyncio.create_task(self._flush_forever(), name="feed-flush")
         loops = [
             asyncio.create_task(self._supervise_forever(), name="feed-supervise"),
@@ -156,6 +160,7 @@ class FeedRunner:
             self._stopping = True
             self._flush_now.set()
             await flusher
+            await asyncio.get_running_loop().run_in_executor(None, self.outcomes.stop)
             for market in list(self._live) if not self.keep_readiness_on_stop else ():
                 await self._readiness_move(market, "STOPPED", "feed process stopped")
             try:
@@ -219,6 +224,7 @@ class FeedRunner:
                 self.counters["dropped_trades"] += excess
                 logger.error("dropped %d buffered trades (database unreachable); gap backfill will repair", excess)
             return
+        self.outcomes.feed(trades)
         self.counters["batches"] += 1
         self.counters["trades_ingested"] += len(trades)
         self.counters["klines_ingested"] += len(klines)
@@ -331,6 +337,7 @@ class FeedRunner:
         start = window_start if since_ms is None else since_ms - since_ms % MINUTE_MS
         if start >= until:
             return
+        self.outcomes.hold(symbols)  # their trades wait until these candles are stored
         for market, live in self._live.items():
             if set(symbols) & live:
                 self._last_backfill[market] = time.monotonic()
@@ -342,6 +349,7 @@ class FeedRunner:
                 logger.warning("backfill %s (%s) failed: %s", symbol, why, exc)
                 continue
             self.counters["backfilled"] += stored
+            self.outcomes.candles_filled(symbol, until)
             logger.info("backfilled %s: %d klines since %s (%s)", symbol, stored,
                         dt.datetime.fromtimestamp(start / 1000, dt.timezone.utc).isoformat(), why)
 

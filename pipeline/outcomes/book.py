@@ -1,0 +1,243 @@
+"""The open signals of every symbol, indexed so a trade touches only the signals it
+can change (no ORM; the tracker feeds it and persists what it marks dirty).
+
+With thousands of open signals on one symbol, running the engine for every signal on
+every trade would make outcome tracking the feed's bottleneck. The engine's
+`watch_band` says which prices could change a signal at all (its stop, its next
+target, a new extreme for the excursions or a trailing stop); the book keeps two
+heaps per symbol keyed on those thresholds, so a trade costs two heap peeks unless
+it crosses someone's band, and then only the crossed signals run the engine.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import heapq
+from collections import deque
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Iterable
+
+from .engine import OPEN, Levels, OutcomeState, apply_candle, apply_event, apply_expiry, apply_trade, watch_band
+
+UTC = dt.timezone.utc
+# Recent trades kept per symbol, replayed to a signal the tracker learns about after
+# trades later than its creation were already applied (the poll runs once a batch).
+RECENT_TRADES = 20_000
+
+
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=UTC)
+_MS = dt.timedelta(milliseconds=1)
+_US = dt.timedelta(microseconds=1)
+
+
+def ms_of(at: dt.datetime) -> int:
+    """Epoch milliseconds, floored: a trade at ms T is after `at` iff T > ms_of(at)."""
+    return (at - _EPOCH) // _MS
+
+
+def at_of(ms: int) -> dt.datetime:
+    return _EPOCH + ms * _MS
+
+
+@dataclass(slots=True)
+class Tracked:
+    """One open signal in memory: its published levels and the engine's state."""
+
+    signal_id: int
+    symbol: str
+    levels: Levels
+    state: OutcomeState
+    last_event_id: int = 0
+    version: int = 0
+
+
+@dataclass(slots=True)
+class Candle1m:
+    open_ms: int
+    open: Decimal
+    high: Decimal
+    low: Decimal
+    close: Decimal
+
+
+@dataclass(slots=True)
+class _SymbolBook:
+    above: list = field(default_factory=list)      # (threshold, version, id): wake at price >= threshold
+    below: list = field(default_factory=list)      # (-threshold, version, id): wake at price <= threshold
+    expiries: list = field(default_factory=list)   # (expires ms, id)
+    eager: set = field(default_factory=set)        # ids any trade acts on (a close is pending)
+    last_ms: int | None = None                     # last trade applied to every signal here
+    last_price: Decimal | None = None
+    recent: deque = field(default_factory=lambda: deque(maxlen=RECENT_TRADES))
+
+
+class OutcomeBook:
+    def __init__(self) -> None:
+        self.tracked: dict[int, Tracked] = {}
+        self._books: dict[str, _SymbolBook] = {}
+        self.dirty: dict[int, Tracked] = {}
+        # Expired signals with no price known at all: the tracker prices them from candles.
+        self.unpriced: list[Tracked] = []
+
+    def book(self, symbol: str) -> _SymbolBook:
+        book = self._books.get(symbol)
+        if book is None:
+            book = self._books[symbol] = _SymbolBook()
+        return book
+
+    def symbols(self) -> list[str]:
+        return sorted({t.symbol for t in self.tracked.values()})
+
+    # --- membership -------------------------------------------------------------------------
+
+    def add(self, tracked: Tracked) -> None:
+        """Track an open signal from its current state (already brought up to date)."""
+        self.tracked[tracked.signal_id] = tracked
+        book = self.book(tracked.symbol)
+        if tracked.levels.expires_at is not None:
+            heapq.heappush(book.expiries, (ms_of(tracked.levels.expires_at), tracked.signal_id))
+        self._arm(tracked, book)
+
+    def rearm(self, tracked: Tracked) -> None:
+        """Re-index a tracked signal after its state changed outside the live tape."""
+        self._arm(tracked, self.book(tracked.symbol))
+
+    def forget(self, signal_id: int) -> None:
+        """Stop tracking a signal (closed elsewhere); its heap entries go stale."""
+        tracked = self.tracked.pop(signal_id, None)
+        if tracked is not None:
+            self.book(tracked.symbol).eager.discard(signal_id)
+
+    def _arm(self, tracked: Tracked, book: _SymbolBook) -> None:
+        tracked.version += 1
+        book.eager.discard(tracked.signal_id)
+        if tracked.state.status != OPEN:
+            self.tracked.pop(tracked.signal_id, None)
+            return
+        if tracked.state.close_after is not None:
+            book.eager.add(tracked.signal_id)
+            return
+        low, high = watch_band(tracked.levels, tracked.state)
+        heapq.heappush(book.above, (high, tracked.version, tracked.signal_id))
+        heapq.heappush(book.below, (-low, tracked.version, tracked.signal_id))
+
+    def _touched(self, tracked: Tracked, changed: bool, book: _SymbolBook) -> None:
+        if changed:
+            self.dirty[tracked.signal_id] = tracked
+        self._arm(tracked, book)
+
+    # --- the live tape ------------------------------------------------------------------------
+
+    def apply_trade(self, symbol: str, ts_ms: int, price: Decimal) -> None:
+        """One streamed trade, in order for its symbol."""
+        book = self._books.get(symbol)
+        if book is None:
+            book = self.book(symbol)
+        if book.expiries and book.expiries[0][0] < ts_ms:
+            self._expire_due(book, ts_ms)  # priced by the trade before this one
+        woken: set[int] | None = None
+        above, below = book.above, book.below
+        while above and above[0][0] <= price:
+            _, version, sid = heapq.heappop(above)
+            tracked = self.tracked.get(sid)
+            if tracked is not None and tracked.version == version:
+                (woken := woken or set()).add(sid)
+        while below and -below[0][0] >= price:
+            _, version, sid = heapq.heappop(below)
+            tracked = self.tracked.get(sid)
+            if tracked is not None and tracked.version == version:
+                (woken := woken or set()).add(sid)
+        if book.eager:
+            woken = (woken or set()) | book.eager
+        if woken:
+            at = at_of(ts_ms)
+            for sid in sorted(woken):
+                tracked = self.tracked[sid]
+                self._touched(tracked, apply_trade(tracked.levels, tracked.state, price=price, at=at), book)
+        book.last_ms, book.last_price = ts_ms, price
+        book.recent.append((ts_ms, price))
+
+    def _expire_due(self, book: _SymbolBook, now_ms: int) -> None:
+        """Expire signals whose expiry is before `now_ms` at the last price before it
+        (the symbol's last trade; else the signal's last candle close). Those with no
+        price known at all go to `unpriced` (the tracker asks stored candles)."""
+        while book.expiries and book.expiries[0][0] < now_ms:
+            _, sid = heapq.heappop(book.expiries)
+            tracked = self.tracked.get(sid)
+            if tracked is None or tracked.state.status != OPEN:
+                continue
+            price = book.last_price if book.last_price is not None else tracked.state.last_price
+            if price is None:
+                self.unpriced.append(tracked)
+                continue
+            self._touched(tracked, apply_expiry(tracked.levels, tracked.state, price=price), book)
+
+    def expire_by_clock(self, now_ms: int, skip: Iterable[str] = ()) -> list[Tracked]:
+        """Expire, on every symbol but `skip`, what expired before `now_ms` with no
+        trade since. Returns (and forgets) the expired signals without a known price."""
+        skip = set(skip)
+        for symbol, book in self._books.items():
+            if book.expiries and book.expiries[0][0] < now_ms and symbol not in skip:
+                self._expire_due(book, now_ms)
+        unpriced, self.unpriced = self.unpriced, []
+        return unpriced
+
+    def expire_at(self, tracked: Tracked, price: Decimal | None) -> None:
+        self._touched(tracked, apply_expiry(tracked.levels, tracked.state, price=price), self.book(tracked.symbol))
+
+    # --- replays for time the book did not see live ------------------------------------------
+
+    def replay(self, tracked: Tracked, *, candles: Iterable[Candle1m] = (), trades: Iterable[tuple[int, Decimal]] = (),
+               events: Iterable[tuple[int, str, dt.datetime, Decimal | None]] = ()) -> None:
+        """Bring one signal (not yet added) up to date: candles (complete minutes the
+        stream missed), then trades, with amendments (id, kind, at, price) interleaved
+        in time. Marks it dirty when anything changed."""
+        # Keys in microseconds: an amendment at 12:00:00.500123 comes after a trade at
+        # .500 and before one at .501; at the same instant it precedes the tape.
+        tape: list[tuple[int, int, object]] = []
+        for c in candles:
+            tape.append((c.open_ms * 1000, 1, c))
+        for ts, price in trades:
+            tape.append((ts * 1000, 2, (ts, price)))
+        for event in events:
+            tape.append(((event[2] - _EPOCH) // _US, 0, event))
+        tape.sort(key=lambda item: (item[0], item[1]))
+        changed = False
+        levels, state = tracked.levels, tracked.state
+        for _, kind, item in tape:
+            if kind == 1:
+                start = at_of(item.open_ms)
+                changed |= apply_candle(levels, state, open_time=start, open=item.open, high=item.high,
+                                        low=item.low, close=item.close, end=start + dt.timedelta(minutes=1))
+            elif kind == 2:
+                changed |= apply_trade(levels, state, price=item[1], at=at_of(item[0]))
+            else:
+                changed |= self._event(tracked, item)
+        if changed:
+            self.dirty[tracked.signal_id] = tracked
+
+    def _event(self, tracked: Tracked, event: tuple[int, str, dt.datetime, Decimal | None]) -> bool:
+        event_id, kind, at, price = event
+        if event_id <= tracked.last_event_id:
+            return False
+        tracked.last_event_id = event_id
+        apply_event(tracked.levels, tracked.state, kind=kind, at=at, price=price)
+        return True  # the applied event id is progress to persist even if refused
+
+    def apply_event_live(self, signal_id: int, event: tuple[int, str, dt.datetime, Decimal | None]) -> None:
+        tracked = self.tracked.get(signal_id)
+        if tracked is None:
+            return
+        self._touched(tracked, self._event(tracked, event), self.book(tracked.symbol))
+
+    def recent_after(self, symbol: str, after_ms: int) -> tuple[list[tuple[int, Decimal]], int | None]:
+        """(remembered trades of `symbol` after `after_ms`, time of the oldest one
+        remembered): time before that oldest trade is known only from candles."""
+        recent = self.book(symbol).recent
+        if not recent:
+            return [], None
+        return [(ts, p) for ts, p in recent if ts > after_ms], recent[0][0]
+
+    def take_dirty(self) -> list[Tracked]:
+        dirty, self.dirty = list(self.dirty.values()), {}
+        return dirty
