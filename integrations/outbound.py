@@ -11,6 +11,8 @@ receivers and tests. Operator-configured bases (Telegram, Discord) are trusted.
 from __future__ import annotations
 
 import ipaddress
+import logging
+import re
 import socket
 import threading
 import time
@@ -23,6 +25,21 @@ from django.conf import settings
 
 _MAX_RESPONSE_BYTES = 64 * 1024
 _MAX_POOLS = 256
+_BOT_TOKEN_IN_PATH = re.compile(r"/bot[^/\s]+/")
+
+
+class _RedactBotTokens(logging.Filter):
+    """urllib3 logs each request line at DEBUG, and a Telegram path carries the bot
+    token: rewrite it before any handler sees the record."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if "/bot" in message:
+            record.msg, record.args = _BOT_TOKEN_IN_PATH.sub("/bot[redacted]/", message), ()
+        return True
+
+
+logging.getLogger("urllib3.connectionpool").addFilter(_RedactBotTokens())
 
 
 class OutboundRefused(Exception):
