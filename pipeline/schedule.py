@@ -14,6 +14,13 @@ BEAT_SCHEDULE: dict[str, dict] = {
         "schedule": 10.0,
         "options": {"expires": 9.0},
     },
+    # Strategies run on closed candles as soon as the feed rings (pipeline.candle_close_watch);
+    # this catches up whatever a lost ring missed.
+    "strategies-evaluate": {
+        "task": "pipeline.tasks.strategies_evaluate",
+        "schedule": 30.0,
+        "options": {"expires": 25.0},
+    },
     # Missing 1m candles of open markets (an outage longer than the fallback covered, a
     # crash) are found and refilled from REST klines; upserts make a rerun harmless.
     "candles-gap-repair": {

@@ -61,8 +61,10 @@ class StrategyConfigInUse(Exception):
 
 # --- configs -----------------------------------------------------------------------
 
-def _validated(*, strategy: Any, symbol: Any, timeframe: Any, params: Any, cooldown_minutes: Any
-               ) -> tuple[dict[str, Any], dict[str, Any]]:
+def _validated(*, strategy: Any, symbol: Any, timeframe: Any, params: Any, cooldown_minutes: Any,
+               enabled: Any = True) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(clean values, field errors): every rule, every field, at once. Accepts raw
+    JSON values, so a door needs no parsing step that would report errors in rounds."""
     errors: dict[str, Any] = {}
     clean: dict[str, Any] = {}
     try:
@@ -74,7 +76,9 @@ def _validated(*, strategy: Any, symbol: Any, timeframe: Any, params: Any, coold
         clean["params"], param_errors = params_clean(spec, params)
         if param_errors:
             errors["params"] = param_errors
-    instrument = Instrument.objects.filter(symbol=str(symbol or "").strip().upper()).first()
+    instrument = None
+    if isinstance(symbol, str) and symbol.strip() and "\x00" not in symbol:
+        instrument = Instrument.objects.filter(symbol=symbol.strip().upper()).first()
     if instrument is None:
         errors["symbol"] = [f"Unknown symbol '{symbol}'."]
     elif not instrument.active:
@@ -87,7 +91,17 @@ def _validated(*, strategy: Any, symbol: Any, timeframe: Any, params: Any, coold
             or not 0 <= cooldown_minutes <= MAX_COOLDOWN_MINUTES:
         errors["cooldown_minutes"] = [f"An integer from 0 to {MAX_COOLDOWN_MINUTES} is required."]
     clean["cooldown_minutes"] = cooldown_minutes
+    if not isinstance(enabled, bool):
+        errors["enabled"] = ["Must be true or false."]
+    clean["enabled"] = enabled
     return clean, errors
+
+
+def strategy_config_validate(*, strategy: Any, symbol: Any, timeframe: Any, params: Any = None,
+                             cooldown_minutes: Any = 0, enabled: Any = True) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Dry-run the config rules (for forms): (clean values, field errors)."""
+    return _validated(strategy=strategy, symbol=symbol, timeframe=timeframe, params=params,
+                      cooldown_minutes=cooldown_minutes, enabled=enabled)
 
 
 def strategy_config_create(*, strategy: str, symbol: str, timeframe: str, params: dict | None = None,
@@ -95,10 +109,10 @@ def strategy_config_create(*, strategy: str, symbol: str, timeframe: str, params
     """A new config with params completed by the strategy's defaults.
     Raises StrategyConfigError with every bad field at once."""
     clean, errors = _validated(strategy=strategy, symbol=symbol, timeframe=timeframe, params=params,
-                               cooldown_minutes=cooldown_minutes)
+                               cooldown_minutes=cooldown_minutes, enabled=enabled)
     if errors:
         raise StrategyConfigError(errors)
-    return StrategyConfig.objects.create(enabled=bool(enabled), **clean)
+    return StrategyConfig.objects.create(**clean)
 
 
 _EDITABLE = ("strategy", "symbol", "timeframe", "params", "enabled", "cooldown_minutes")
@@ -114,19 +128,19 @@ def strategy_config_update(*, config_id: int, **changes: Any) -> StrategyConfig:
     with transaction.atomic():
         config = StrategyConfig.objects.select_for_update().select_related("instrument").get(pk=config_id)
         strategy = changes.get("strategy", config.strategy)
-        params = dict(config.params) if strategy == config.strategy else {}
-        params.update(changes.get("params") or {})
+        params = changes.get("params", {})
+        if isinstance(params, dict):
+            params = {**(config.params if strategy == config.strategy else {}), **params}
         clean, errors = _validated(
             strategy=strategy, symbol=changes.get("symbol", config.instrument.symbol),
             timeframe=changes.get("timeframe", config.timeframe), params=params,
-            cooldown_minutes=changes.get("cooldown_minutes", config.cooldown_minutes))
+            cooldown_minutes=changes.get("cooldown_minutes", config.cooldown_minutes),
+            enabled=changes.get("enabled", config.enabled))
         if errors:
             raise StrategyConfigError(errors)
         series_changed = (clean["instrument"].pk, clean["timeframe"]) != (config.instrument_id, config.timeframe)
         for name, value in clean.items():
             setattr(config, name, value)
-        if "enabled" in changes:
-            config.enabled = bool(changes["enabled"])
         if series_changed:
             # A new series starts from its newest candle, like a new config.
             config.last_candle_open_time = None

@@ -4,6 +4,7 @@ from __future__ import annotations
 from celery import shared_task
 
 from pipeline.health_facts import health_check_record
+from pipeline.strategy_services import strategies_run
 
 
 @shared_task(name="pipeline.tasks.feed_fallback_poll", ignore_result=True)
@@ -16,6 +17,14 @@ def feed_fallback_poll() -> dict:
 
 # Hours of 1m history the periodic gap repair checks (inside market sessions only).
 GAP_REPAIR_HOURS = 6
+
+
+@shared_task(name="pipeline.tasks.strategies_evaluate", ignore_result=True)
+def strategies_evaluate(symbols: list[str] | None = None) -> dict:
+    """Run the enabled strategy configs (of `symbols`, or all) on their new closed
+    candles (pipeline.strategy_services). Enqueued by the feed as candles close; beat
+    runs it as a safety net."""
+    return strategies_run(symbols=symbols)
 
 
 @shared_task(name="pipeline.tasks.candles_gap_repair", ignore_result=True)

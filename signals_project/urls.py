@@ -12,6 +12,7 @@ urlpatterns = [
     path("accounts/", include("django.contrib.auth.urls")),
     path("api/", include("signals.api.urls")),
     path("api/market/", include("pipeline.urls")),
+    path("api/strategies/", include("pipeline.strategy_urls")),
     path("api/", include("integrations.api.urls")),
     path("api/stats/", ops_views.stats, name="stats"),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),

@@ -27,6 +27,7 @@ from django.conf import settings
 from django.db import close_old_connections, connections
 
 from pipeline.outcomes.tracker import OutcomeTracker
+from pipeline.candle_close_watch import CandleCloseWatch
 from pipeline.types import Kline, Trade
 
 from .health_store import feed_health_clear, feed_health_publish
@@ -100,6 +101,8 @@ class FeedRunner:
         self.keep_readiness_on_stop = False
         self._started_at = time.time()
         self._rate_mark = (time.monotonic(), 0, 0)
+        # Rings the strategy runner when a committed batch closed a candle.
+        self.candle_closes = CandleCloseWatch()
         self.counters: dict[str, int] = {"batches": 0, "trades_ingested": 0, "klines_ingested": 0,
                                          "ingest_errors": 0, "backfilled": 0, "dropped_trades": 0}
         # Decides outcomes from the ingested trades on its own thread (pipeline.outcomes).
@@ -173,6 +176,7 @@ class FeedRunner:
 
     async def close(self) -> None:
         """Close the worker threads and their database connections (run() does this)."""
+        self.candle_closes.close()
         for executor in (self._db, self._io, self._publisher):
             try:
                 await self._in(executor, connections.close_all)
@@ -225,6 +229,7 @@ class FeedRunner:
                 logger.error("dropped %d buffered trades (database unreachable); gap backfill will repair", excess)
             return
         self.outcomes.feed(trades)
+        self.candle_closes.after_batch(trades, klines)
         self.counters["batches"] += 1
         self.counters["trades_ingested"] += len(trades)
         self.counters["klines_ingested"] += len(klines)
