@@ -18,6 +18,7 @@ from channels.exceptions import StopConsumer
 from . import metrics
 from .admission import admission_release, local_admission
 from .delivery import SignalCursor, current_max_id
+from .receipts import ReceiptWriter
 from .prepared_frames import protocol_from_scope, protocol_is_open
 from .hub import local_hub
 from .feed_query import QueryError, stream_query_parse
@@ -95,7 +96,7 @@ class SignalConsumer(AsyncWebsocketConsumer):
             await self.close(code=CLOSE_RESYNC, reason=f"after_id is ahead of the newest signal {latest}")
             return
         self.cursor = SignalCursor(after_id=latest if after_id is None else after_id, filters=filters,
-                                   on_fill=metrics.WS_GAP_FILLS.inc)
+                                   on_fill=metrics.WS_GAP_FILLS.inc, after_event_id=query.after_event_id)
         await self.accept()
         metrics.WS_CONNECTIONS.inc()
         self._counted = True
@@ -124,6 +125,13 @@ class SignalConsumer(AsyncWebsocketConsumer):
         if handler is None:
             raise ValueError(f"No handler for message type {message['type']}")
         await handler(message)
+
+    def _receipts(self) -> ReceiptWriter:
+        # Created on the first ack only: idle connections stay small.
+        writer = getattr(self, "_receipt_writer", None)
+        if writer is None:
+            writer = self._receipt_writer = ReceiptWriter(user=self.scope["user"])
+        return writer
 
     async def disconnect(self, code) -> None:
         hub = getattr(self, "_hub", None)
@@ -231,6 +239,13 @@ class SignalConsumer(AsyncWebsocketConsumer):
             return
         if message["type"] == "ping":
             await self.send(text_data='{"type":"pong"}')
+            return
+        if message["type"] == "ack":
+            signal_id = message.get("id")
+            if isinstance(signal_id, bool) or not isinstance(signal_id, int) or not 0 <= signal_id < 2**63:
+                await self._client_error("bad_ack", 'expected {"type": "ack", "id": <signal id>}')
+                return
+            self._receipts().acknowledge(signal_id)
             return
         await self._client_error("unknown_type", f"unknown message type {message['type'][:40]!r}")
 

@@ -11,6 +11,13 @@ inserts), so:
 Replay and live hand-over use the same mark: the caller subscribes to the group
 *before* replaying, so anything committed during replay is either in the replay or
 arrives later as a doorbell and is dropped as a duplicate.
+
+Amendments (`signal_event` frames) are not serialized like signals (two signals'
+amendments may commit out of id order), so no mark can stand for them: a client that
+passes `after_event_id` gets every amendment with a greater id, for signals its
+filters accept, replayed in id order after the signal replay, and the ids it was
+replayed are remembered so their doorbells (subscribed before the replay) are
+dropped instead of sent twice. Without `after_event_id`, amendments are live only.
 """
 from __future__ import annotations
 
@@ -21,7 +28,7 @@ from typing import Any, Callable
 
 from channels.db import database_sync_to_async
 
-from .selectors import signal_after, signal_max_id, signal_payload
+from .selectors import event_payload, events_after, signal_after, signal_max_id, signal_payload
 
 REPLAY_BATCH = 500
 
@@ -41,6 +48,22 @@ def _fetch(after_id: int, up_to_id: int | None, filters: dict[str, str], limit: 
     return [(s.id, new_signal_frame(s)) for s in rows]
 
 
+def signal_event_frame(event) -> str:
+    return json.dumps({"type": "signal_event", "signal_id": event.signal_id, "event": event_payload(event)},
+                      separators=(",", ":"))
+
+
+@db_read
+def _fetch_events(after_event_id: int, filters: dict[str, str], limit: int) -> tuple[int, list[tuple[int, str]]]:
+    """Amendments with id > after_event_id, in id order: (highest id scanned, the
+    (id, frame) pairs of those whose signal passes `filters`)."""
+    rows = list(events_after(after_event_id=after_event_id, limit=limit))
+    symbol, market = filters.get("symbol"), filters.get("market")
+    frames = [(e.id, signal_event_frame(e)) for e in rows
+              if (not symbol or e.signal.symbol == symbol) and (not market or e.signal.market == market)]
+    return (rows[-1].id if rows else after_event_id), frames
+
+
 @db_read
 def _max_id() -> int:
     return signal_max_id()
@@ -51,9 +74,11 @@ class SignalCursor:
     after_id: int
     filters: dict[str, str] = field(default_factory=dict)
     on_fill: Callable[[], None] | None = None
+    after_event_id: int | None = None  # None: amendments live only
 
     mark: int = field(init=False)
     sent: int = field(init=False, default=0)
+    replayed_events: set[int] | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
         self.mark = self.after_id
@@ -81,8 +106,33 @@ class SignalCursor:
 
     async def replay(self, send, *, up_to_id: int | None = None) -> int:
         """Send every stored signal with id > after_id, up to `up_to_id` (default:
-        the current maximum)."""
-        return await self._send_range(await _max_id() if up_to_id is None else up_to_id, send)
+        the current maximum), then the amendments the client asked for."""
+        count = await self._send_range(await _max_id() if up_to_id is None else up_to_id, send)
+        if self.after_event_id is not None:
+            count += await self._replay_events(send)
+        return count
+
+    async def _replay_events(self, send) -> int:
+        """Every amendment with id > after_event_id passing the filters, in id order."""
+        replayed = self.replayed_events = set()
+        scanned = self.after_event_id
+        while True:
+            last, rows = await _fetch_events(scanned, self.filters, REPLAY_BATCH)
+            for event_id, frame in rows:
+                await send(frame)
+                replayed.add(event_id)
+            if last == scanned:
+                return len(replayed)
+            scanned = last
+
+    def event_frame(self, event: dict[str, Any]) -> str | None:
+        """The frame of a live `signal.event` doorbell for this client, or None
+        (filtered out, or already sent by the replay)."""
+        replayed = self.replayed_events
+        if replayed and event.get("id") in replayed:
+            replayed.discard(event["id"])  # each doorbell comes once: forget it now
+            return None
+        return event["frame"] if self.matches(event) else None
 
     def advance(self, event: dict[str, Any]) -> tuple[bool, str | None]:
         """The in-order step for a `signal.new` doorbell, without I/O.
@@ -113,6 +163,8 @@ class SignalCursor:
         kind = event.get("type")
         if kind == "signal.outcome":
             return event["frame"] if self.matches(event) else None
+        if kind == "signal.event":
+            return self.event_frame(event)
         if kind in ("health.update", "status.update"):
             return event["frame"]
         return None

@@ -92,7 +92,8 @@ async def signal_stream(request):
     await hub.register(client)
     if after_id is None:
         after_id = await current_max_id()
-    client.cursor = SignalCursor(after_id=after_id, filters=filters, on_fill=metrics.WS_GAP_FILLS.inc)
+    client.cursor = SignalCursor(after_id=after_id, filters=filters, on_fill=metrics.WS_GAP_FILLS.inc,
+                                 after_event_id=parsed.after_event_id)
 
     async def _pump() -> None:
         await client.cursor.replay(client.send_text)

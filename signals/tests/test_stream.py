@@ -127,3 +127,23 @@ async def test_it_accepts_the_browser_session_cookie(shared_daphne, token, clien
         assert sse.status == 200
         new_id = await create()
         assert int((await sse.event())["id"]) == new_id
+
+
+async def test_it_replays_and_streams_amendments_with_after_event_id(shared_daphne, token):
+    from signals.services import signal_event_create
+
+    user = await database_sync_to_async(get_user_model().objects.get)(username="sse")
+    user.is_staff = True
+    await database_sync_to_async(user.save)()
+    amend = database_sync_to_async(lambda sid, price: signal_event_create(
+        signal_id=sid, event_type="move_stop", price=price, created_by=user).id)
+    signal_id = await create()
+    first = await amend(signal_id, "91")
+    second = await amend(signal_id, "92")
+    async with SSEClient(shared_daphne.port, f"/api/signals/stream/?after_id={signal_id}&after_event_id={first}",
+                         {"Authorization": f"Token {token}"}) as sse:
+        replayed = await sse.event()
+        assert replayed["event"] == "signal_event" and json.loads(replayed["data"])["event"]["id"] == second
+        live = await amend(signal_id, "93")
+        event = await sse.event()
+        assert event["event"] == "signal_event" and json.loads(event["data"])["event"]["id"] == live
