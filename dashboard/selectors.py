@@ -12,25 +12,19 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.db.models import Count
+from django.db.models import Count, Max, Q, QuerySet
 from django.db.models.functions import TruncHour
 from django.utils import timezone
 
-from signals.models import Instrument, Market, Signal
-from signals.selectors import signal_list, signal_max_id, signal_payloads
+from dashboard.templatetags.dashboard_format import OUTCOME_LABELS
+from signals.models import Instrument, Market, OutcomeStatus, Signal, SignalEvent
+from pipeline.selectors import UnknownSymbolError, latest_price, minute_newest
+from signals.selectors import decimal_str, signal_list, signal_max_id, signal_payloads
 
-PAGE_FILTERS = ("market", "symbol", "source")
-MAX_SOURCE_LENGTH = 64
 ACTIVITY_HOURS = 24
 RECENT_FOR_SOURCES = 2000
-
-
-class FilterError(ValueError):
-    """A filter value the page cannot use; `errors` maps field -> message."""
-
-    def __init__(self, errors: dict[str, str]):
-        super().__init__("; ".join(f"{k}: {v}" for k, v in errors.items()))
-        self.errors = errors
+# Filters the signals API applies itself; the rest are the dashboard's own.
+_API_FILTERS = ("market", "symbol", "source", "direction")
 
 
 @dataclass(frozen=True)
@@ -39,32 +33,30 @@ class DashboardSnapshot:
     signals: list[dict[str, Any]]
     activity: list[dict[str, Any]]
     filters: dict[str, str] = field(default_factory=dict)
+    older: int | None = None  # id to page back from, None when the page holds everything
+    event_cursor: int = 0  # the newest amendment id when the rows were read
 
 
-def dashboard_filters_clean(raw: dict[str, str]) -> tuple[dict[str, str], dict[str, str]]:
-    """Normalise the page's query-string filters. Returns (filters, errors); a bad
-    value is left out of `filters` and explained in `errors`, never a 500."""
-    filters: dict[str, str] = {}
-    errors: dict[str, str] = {}
-    market = (raw.get("market") or "").strip().lower()
-    if market:
-        if market in Market.values:
-            filters["market"] = market
-        else:
-            errors["market"] = f"Unknown market '{market[:20]}'. Choose one of: {', '.join(Market.values)}."
-    symbol = (raw.get("symbol") or "").strip().upper()
-    if symbol:
-        if len(symbol) <= 32 and symbol.isalnum():
-            filters["symbol"] = symbol
-        else:
-            errors["symbol"] = "A symbol is 1 to 32 letters or digits, like BTCUSDT."
-    source = (raw.get("source") or "").strip()
-    if source:
-        if len(source) <= MAX_SOURCE_LENGTH:
-            filters["source"] = source
-        else:
-            errors["source"] = f"A source name is at most {MAX_SOURCE_LENGTH} characters."
-    return filters, errors
+def _day_start(day: str) -> dt.datetime:
+    return dt.datetime.combine(dt.date.fromisoformat(day), dt.time.min, tzinfo=dt.timezone.utc)
+
+
+def dashboard_signals(*, filters: dict[str, str]) -> QuerySet[Signal]:
+    """Signals matching the page's cleaned filters (dashboard.forms), newest first.
+    Dates are whole UTC days, both ends included."""
+    qs = signal_list(filters={k: v for k, v in filters.items() if k in _API_FILTERS})
+    outcome = filters.get("outcome")
+    if outcome == OutcomeStatus.OPEN:
+        qs = qs.filter(Q(outcome__isnull=True) | Q(outcome__status=OutcomeStatus.OPEN))
+    elif outcome:
+        qs = qs.filter(outcome__status=outcome)
+    if filters.get("min_confidence"):
+        qs = qs.filter(confidence__gte=int(filters["min_confidence"]))
+    if filters.get("date_from"):
+        qs = qs.filter(created_at__gte=_day_start(filters["date_from"]))
+    if filters.get("date_to"):
+        qs = qs.filter(created_at__lt=_day_start(filters["date_to"]) + dt.timedelta(days=1))
+    return qs
 
 
 def signal_activity_by_hour(*, now: dt.datetime, hours: int = ACTIVITY_HOURS,
@@ -74,7 +66,7 @@ def signal_activity_by_hour(*, now: dt.datetime, hours: int = ACTIVITY_HOURS,
     Every hour is present (zero-filled) so the chart has no holes. `up_to_id` caps
     the count at a snapshot's cursor, so live arrivals after it are counted once."""
     start = (now - dt.timedelta(hours=hours - 1)).replace(minute=0, second=0, microsecond=0)
-    qs = signal_list(filters=filters)
+    qs = dashboard_signals(filters=filters or {})
     if up_to_id is not None:
         qs = qs.filter(id__lte=up_to_id)
     rows = (
@@ -106,13 +98,24 @@ def dashboard_snapshot(*, filters: dict[str, str], limit: int = 100,
     and everything newer arrives through the live feed.
     """
     cursor = signal_max_id()
-    rows = signal_list(filters=filters).filter(id__lte=cursor)[:limit]
+    event_cursor = SignalEvent.objects.aggregate(m=Max("id"))["m"] or 0
+    rows = list(dashboard_signals(filters=filters).filter(id__lte=cursor)[:limit])
     return DashboardSnapshot(
         cursor=cursor,
         signals=signal_payloads(rows),
         activity=signal_activity_by_hour(now=now or timezone.now(), filters=filters, up_to_id=cursor),
         filters=filters,
+        older=rows[-1].id if len(rows) == limit else None,
+        event_cursor=event_cursor,
     )
+
+
+def dashboard_history(*, filters: dict[str, str], before: int, limit: int = 100) -> tuple[list[dict[str, Any]], int | None]:
+    """The page of matching signals just older than id `before`, newest first (keyset
+    pagination on id, so pages never overlap or skip however many signals arrive).
+    Returns (payloads, id to continue from or None at the end)."""
+    rows = list(dashboard_signals(filters=filters).filter(id__lt=before)[:limit])
+    return signal_payloads(rows), (rows[-1].id if len(rows) == limit else None)
 
 
 def dashboard_filter_choices() -> dict[str, list[Any]]:
@@ -131,4 +134,35 @@ def dashboard_filter_choices() -> dict[str, list[Any]]:
             for symbol, market in Instrument.objects.filter(active=True).order_by("symbol").values_list("symbol", "market")
         ],
         "sources": sources,
+        "outcomes": [(status, OUTCOME_LABELS.get(status, label)) for status, label in OutcomeStatus.choices],
     }
+
+
+def dashboard_chart_symbol(*, preferred: list[str]) -> str | None:
+    """The symbol the price chart opens on: the first of `preferred` (the filter's
+    symbol, then the newest signals' symbols) that has candles, else the active
+    instrument with the freshest candle, else None. Opening on a symbol without
+    data (a forex pair on a Saturday) would greet the user with an empty chart."""
+    newest: dict[str, int] = {}
+    for instrument in Instrument.objects.filter(active=True).only("id", "symbol"):
+        mark = minute_newest(instrument_id=instrument.id)
+        if mark is not None:
+            newest[instrument.symbol] = mark[0]
+    for symbol in preferred:
+        if symbol in newest:
+            return symbol
+    return max(newest, key=newest.get) if newest else None
+
+
+def dashboard_prices(*, symbols: list[str]) -> dict[str, dict[str, Any]]:
+    """Latest price and its time for each known symbol that has one; symbols without
+    data or unknown are left out (the table shows a dash, nothing is an error)."""
+    prices: dict[str, dict[str, Any]] = {}
+    for symbol in symbols:
+        try:
+            latest = latest_price(symbol=symbol)
+        except UnknownSymbolError:
+            continue
+        if latest is not None:
+            prices[latest.symbol] = {"price": decimal_str(latest.price), "ts_ms": latest.ts_ms}
+    return prices

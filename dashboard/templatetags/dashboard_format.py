@@ -11,7 +11,8 @@ from django.utils.dateparse import parse_datetime
 
 register = template.Library()
 
-OUTCOME_LABELS = {"open": "Open", "tp_hit": "TP hit", "sl_hit": "SL hit", "expired": "Expired"}
+OUTCOME_LABELS = {"open": "Open", "tp_hit": "TP hit", "sl_hit": "SL hit", "expired": "Expired",
+                  "closed": "Closed", "cancelled": "Cancelled"}
 
 
 def _when(value) -> dt.datetime | None:
@@ -42,6 +43,38 @@ def age(value) -> str:
     if when is None:
         return ""
     return compact_age((timezone.now() - when).total_seconds())
+
+
+@register.filter
+def until(value) -> str:
+    """'in 5m', 'in 3h', 'in 2d', or 'passed' for an expiry time."""
+    when = _when(value)
+    if when is None:
+        return ""
+    seconds = (when - timezone.now()).total_seconds()
+    return "passed" if seconds <= 0 else "in " + compact_age(seconds).removesuffix(" ago").replace("just now", "1s")
+
+
+@register.filter
+def stop_cell(signal: dict) -> str:
+    """The stop in force, with the original when an amendment or rule moved it."""
+    stop = signal.get("effective_stop") or signal.get("stop_loss") or ""
+    original = signal.get("stop_loss") or ""
+    return stop if stop == original else f"{stop} (was {original})"
+
+
+@register.filter
+def reward_risk(signal: dict) -> str:
+    """'2.0' for a final target twice as far from the entry as the stop ('' if unusable)."""
+    try:
+        entry, stop, target = (Decimal(str(signal[k])) for k in ("entry_price", "stop_loss", "take_profit"))
+    except (KeyError, InvalidOperation):
+        return ""
+    risk = stop - entry if signal.get("direction") == "short" else entry - stop
+    reward = entry - target if signal.get("direction") == "short" else target - entry
+    if risk <= 0:
+        return ""
+    return f"{(reward / risk).quantize(Decimal('0.1'))}"
 
 
 @register.filter

@@ -1,6 +1,7 @@
 """Server-rendered dashboard: login, rows newest first, filters, empty state."""
 from __future__ import annotations
 
+import datetime as dt
 import json
 import re
 
@@ -110,7 +111,7 @@ def test_it_explains_a_bad_filter_instead_of_failing(logged_in, signal_factory):
     response = logged_in.get("/?market=moon")
     html = response.content.decode()
     assert response.status_code == 400
-    assert "Unknown market" in html and 'role="alert"' in html
+    assert "Market must be one of: crypto, forex." in html and 'role="alert"' in html
     # The bad filter is ignored, the rest of the page still works.
     assert _row_ids(html) == [signal.id]
 
@@ -145,3 +146,122 @@ def test_it_serves_the_vendored_chart_library_with_its_licence(logged_in):
     assert finders.find("dashboard/vendor/uplot/uPlot.esm.js")
     licence = finders.find("dashboard/vendor/uplot/LICENSE")
     assert licence and "MIT License" in open(licence).read()
+
+
+def _ids(payloads) -> list[int]:
+    return [s["id"] for s in payloads]
+
+
+def test_it_filters_by_direction_outcome_confidence_and_dates(logged_in, signal_factory):
+    from django.utils import timezone
+
+    from signals.services import signal_outcome_close
+
+    long_high = signal_factory(confidence=90)
+    short_low = signal_factory(direction="short", entry_price="100", stop_loss="110", take_profit="80", confidence=40)
+    won = signal_factory(confidence=60)
+    signal_outcome_close(signal_id=won.id, status="tp_hit", exit_price=120)
+    today = timezone.now().date()
+    get = lambda **q: _ids(logged_in.get(reverse("dashboard-snapshot"), q).json()["signals"])  # noqa: E731
+
+    assert get(direction="short") == [short_low.id]
+    assert get(outcome="tp_hit") == [won.id]
+    assert get(outcome="open") == [short_low.id, long_high.id]
+    assert get(min_confidence="60") == [won.id, long_high.id]
+    assert get(date_from=today.isoformat(), date_to=today.isoformat()) == [won.id, short_low.id, long_high.id]
+    assert get(date_to=(today - dt.timedelta(days=1)).isoformat()) == []
+    assert get(date_from=(today + dt.timedelta(days=1)).isoformat()) == []
+    # The server-rendered page applies the same rule.
+    assert _row_ids(logged_in.get("/?direction=long&min_confidence=80").content.decode()) == [long_high.id]
+
+
+def test_it_explains_every_bad_filter_at_once(logged_in, instruments):
+    response = logged_in.get(reverse("dashboard-snapshot"), {
+        "direction": "up", "outcome": "won", "min_confidence": "101", "date_from": "yesterday",
+        "symbol": "BTC-USDT"})
+    assert response.status_code == 400
+    assert set(response.json()) == {"direction", "outcome", "min_confidence", "date_from", "symbol"}
+    reversed_dates = logged_in.get(reverse("dashboard-snapshot"), {"date_from": "2024-05-02", "date_to": "2024-05-01"})
+    assert reversed_dates.status_code == 400 and "before the start" in reversed_dates.json()["date_to"][0]
+
+
+def test_it_pages_back_through_history_without_overlap(logged_in, signal_factory, monkeypatch):
+    from dashboard import views
+
+    ids = [signal_factory(direction="long" if i % 2 else "short", entry_price="100",
+                          stop_loss="90" if i % 2 else "110", take_profit="120" if i % 2 else "80").id
+           for i in range(7)]
+    longs = [i for i in reversed(ids) if ids.index(i) % 2]
+    monkeypatch.setattr(views, "INITIAL_ROWS", 2)
+    monkeypatch.setattr(views, "HISTORY_PAGE", 2)
+    first = logged_in.get(reverse("dashboard-snapshot"), {"direction": "long"}).json()
+    assert _ids(first["signals"]) == longs[:2] and first["older"] == longs[1]
+    seen = _ids(first["signals"])
+    older = first["older"]
+    while older is not None:
+        page = logged_in.get(reverse("dashboard-history"), {"direction": "long", "before": older}).json()
+        seen += _ids(page["signals"])
+        older = page["older"]
+    assert seen == longs
+    bad = logged_in.get(reverse("dashboard-history"), {"before": "-1"})
+    assert bad.status_code == 400 and "before" in bad.json()
+
+
+def test_it_exports_the_filtered_view_as_csv(logged_in, signal_factory):
+    import csv
+    import io
+
+    signal_factory(symbol="BTCUSDT", note="=HYPERLINK(\"http://evil\")")
+    eth = signal_factory(symbol="ETHUSDT", source="ema_crossover", note="crossed")
+    response = logged_in.get(reverse("dashboard-export"), {"market": "crypto", "source": "ema_crossover"})
+    assert response.status_code == 200 and response["Content-Type"].startswith("text/csv")
+    assert "attachment" in response["Content-Disposition"]
+    rows = list(csv.DictReader(io.StringIO(b"".join(response.streaming_content).decode())))
+    assert [int(r["id"]) for r in rows] == [eth.id]
+    assert rows[0]["symbol"] == "ETHUSDT" and rows[0]["outcome"] == "open" and rows[0]["note"] == "crossed"
+    everything = b"".join(logged_in.get(reverse("dashboard-export")).streaming_content).decode()
+    # Free text that a spreadsheet would run as a formula is defused.
+    assert "'=HYPERLINK" in everything
+    assert logged_in.get(reverse("dashboard-export"), {"outcome": "won"}).status_code == 400
+
+
+def test_it_opens_the_chart_on_a_symbol_with_data(logged_in, signal_factory):
+    from dashboard.tests.market_data import candles_seed
+
+    candles_seed(symbol="ETHUSDT", count=5, last_close=3000)
+    signal_factory(symbol="USDCOP", entry_price="4000", stop_loss="3900", take_profit="4200")
+    boot = _boot(logged_in.get("/").content.decode())
+    # The newest signal's symbol has no candles: the chart opens where there are some.
+    assert boot["chart_symbol"] == "ETHUSDT"
+    candles_seed(symbol="USDCOP", count=5, last_close=4000)
+    assert _boot(logged_in.get("/").content.decode())["chart_symbol"] == "USDCOP"
+
+
+def test_it_answers_latest_prices_without_errors_for_symbols_without_data(logged_in, instruments):
+    from dashboard.tests.market_data import candles_seed
+
+    candles_seed(symbol="ETHUSDT", count=3, last_close=3000)
+    body = logged_in.get(reverse("dashboard-prices"), {"symbols": "ETHUSDT,usdcop,NOSUCH"}).json()
+    assert list(body["prices"]) == ["ETHUSDT"] and body["prices"]["ETHUSDT"]["price"] == "3000"
+    too_many = ",".join(["BTCUSDT"] * 51)
+    assert logged_in.get(reverse("dashboard-prices"), {"symbols": too_many}).status_code == 400
+
+
+def test_it_keeps_the_json_reads_from_anonymous_visitors(client):
+    for name in ("dashboard-snapshot", "dashboard-history", "dashboard-prices"):
+        assert client.get(reverse(name)).status_code == 401
+    assert client.get(reverse("dashboard-export")).status_code == 302
+
+
+def test_it_links_only_the_pages_this_deployment_serves(logged_in, instruments):
+    from django.urls import Resolver404, resolve
+
+    html = logged_in.get("/").content.decode()
+    assert '<a href="/" aria-current="page">Feed</a>' in html
+    for path in ("/webhooks/", "/subscriptions/"):
+        try:
+            resolve(path)
+            served = True
+        except Resolver404:
+            served = False
+        assert (f'href="{path}"' in html) == served

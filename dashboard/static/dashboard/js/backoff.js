@@ -16,3 +16,10 @@ export function backoffCeiling(attempt, { baseMs = BACKOFF_BASE_MS, capMs = BACK
 export function backoffDelay(attempt, { baseMs = BACKOFF_BASE_MS, capMs = BACKOFF_CAP_MS, random = Math.random } = {}) {
   return Math.floor(random() * backoffCeiling(attempt, { baseMs, capMs }));
 }
+
+/** A server's "come back in `seconds`" plus up to a second (or a quarter) of jitter,
+ *  so clients told the same time do not all return in the same instant. */
+export function retryAfterDelay(seconds, { random = Math.random } = {}) {
+  const base = Math.max(0, seconds) * 1000;
+  return Math.floor(base + random() * Math.max(1000, base / 4));
+}

@@ -7,7 +7,7 @@
 // id order. Duplicates across transports or reconnects are possible by design
 // (at-least-once); the table drops them by id.
 
-import { backoffDelay } from './backoff.js';
+import { backoffDelay, retryAfterDelay } from './backoff.js';
 import { parseFrame, streamQuery } from './frames.js';
 import { Heartbeat } from './heartbeat.js';
 import { Poller } from './poller.js';
@@ -35,16 +35,19 @@ export class LiveFeed {
    * @param {object} args
    * @param {object} args.urls      {ws, stream, signals}
    * @param {number} args.cursor    highest signal id the page already holds
+   * @param {number} args.eventCursor highest amendment id the page already holds
+   *                                (null: amendments live only)
    * @param {object} args.filters   {symbol, market, source}; symbol/market go to the
    *                                server, source is applied by the page
    * @param {string} args.transport 'auto' | 'ws' | 'sse' | 'poll' (the last three
    *                                force one transport, for tests and diagnosis)
-   * @param {object} args.handlers  {signal(s, via), outcome(id, o), health(h),
-   *                                status(st), resumed(via)}
+   * @param {object} args.handlers  {signal(s, via), outcome(id, o), event(id, e),
+   *                                health(h), status(st), resumed(via), resync(lastId)}
    */
-  constructor({ urls, cursor = 0, filters = {}, transport = 'auto', handlers = {}, options = {} }) {
+  constructor({ urls, cursor = 0, eventCursor = null, filters = {}, transport = 'auto', handlers = {}, options = {} }) {
     this.urls = urls;
     this.cursor = Number(cursor) || 0;
+    this.eventCursor = eventCursor === null || eventCursor === undefined ? null : Number(eventCursor) || 0;
     this.filters = { ...filters };
     this.transport = TRANSPORTS.includes(transport) ? transport : 'auto';
     this.handlers = handlers;
@@ -145,17 +148,29 @@ export class LiveFeed {
   }
 
   /** New filters (and the cursor of the rows the page now holds): start over. */
-  restart({ filters, cursor }) {
+  restart({ filters, cursor, eventCursor }) {
     this._teardown();
     clearInterval(this.tickTimer);
     this._reset();
     this.filters = { ...filters };
     this.cursor = Number(cursor) || 0;
+    if (eventCursor !== undefined && eventCursor !== null) this.eventCursor = Number(eventCursor) || 0;
     this._begin();
   }
 
   isLive() {
     return this.wsOpen || this.sseOpen;
+  }
+
+  /** Send a client frame over the open WebSocket. Returns false when none is open. */
+  send(frame) {
+    if (!this.wsOpen || !this.ws) return false;
+    try {
+      this.ws.send(JSON.stringify(frame));
+      return true;
+    } catch (err) {
+      return false;
+    }
   }
 
   /** {state: connecting|live|reconnecting|polling|offline, transport, seconds, detail} */
@@ -179,7 +194,8 @@ export class LiveFeed {
   // --- WebSocket -------------------------------------------------------------------
 
   _query(extra = {}) {
-    return streamQuery(this.cursor, this.filters, extra);
+    const events = this.eventCursor === null ? {} : { after_event_id: String(this.eventCursor) };
+    return streamQuery(this.cursor, this.filters, { ...events, ...extra });
   }
 
   _wsUrl() {
@@ -234,6 +250,20 @@ export class LiveFeed {
       this._setFatal(reason ? `rejected: ${reason}` : 'rejected by the server');
       return;
     }
+    if (code === 4409) {
+      // Our cursor is ahead of the server's newest signal (its history was
+      // restored from an older copy): start over from what it has.
+      this._resync();
+      return;
+    }
+    if (code === 4503) {
+      // Overloaded: come back when the server says, spread by jitter. Not a
+      // failure of WebSockets, so it does not count towards the fallbacks.
+      const seconds = Number(/retry_after=(\d+(?:\.\d+)?)/.exec(reason || '')?.[1]);
+      this._scheduleWsRetry(retryAfterDelay(Number.isFinite(seconds) ? seconds : 5));
+      this._emitStatus();
+      return;
+    }
     if (wasOpen) {
       if (openFor >= this.opts.stableAfterMs) this.wsAttempt = 0;
     } else {
@@ -252,10 +282,10 @@ export class LiveFeed {
     this._emitStatus();
   }
 
-  _scheduleWsRetry() {
+  _scheduleWsRetry(fixedDelay = null) {
     this._clearRetry();
-    const delay = backoffDelay(this.wsAttempt, { baseMs: this.opts.backoffBaseMs, capMs: this.opts.backoffCapMs });
-    this.wsAttempt += 1;
+    const delay = fixedDelay ?? backoffDelay(this.wsAttempt, { baseMs: this.opts.backoffBaseMs, capMs: this.opts.backoffCapMs });
+    if (fixedDelay === null) this.wsAttempt += 1;
     this.retryAt = Date.now() + delay;
     this.retryTimer = setTimeout(() => {
       this.retryTimer = null;
@@ -321,7 +351,7 @@ export class LiveFeed {
       this._opened('sse');
       this._emitStatus();
     };
-    for (const kind of ['new_signal', 'outcome', 'health']) {
+    for (const kind of ['new_signal', 'outcome', 'signal_event', 'health', 'resync']) {
       es.addEventListener(kind, (event) => {
         if (this.sse === es) this._onText(event.data, 'sse');
       });
@@ -379,11 +409,33 @@ export class LiveFeed {
     if (message === null) return;
     if (message.type === 'new_signal') this._deliverSignal(message.signal, via);
     else if (message.type === 'outcome') this.handlers.outcome?.(message.signal_id, message.outcome);
+    else if (message.type === 'signal_event') this._deliverEvent(message.signal_id, message.event);
+    else if (message.type === 'resync') {
+      this.resyncTo = Number(message.last_id) || 0;
+      // A WebSocket closes with 4409 next; an event stream just ends, so act now.
+      if (via === 'sse') { this._closeSse(); this._resync(); }
+    }
     else if (message.type === 'health') this.handlers.health?.(message);
     else if (message.type === 'pong') this.heartbeat.pong();
     else if (message.type === 'error') console.warn('signals stream error frame', message);
   }
 
+
+  _deliverEvent(signalId, event) {
+    if (this.eventCursor !== null && event.id > this.eventCursor) this.eventCursor = event.id;
+    this.handlers.event?.(signalId, event);
+  }
+
+  _resync() {
+    const lastId = this.resyncTo ?? 0;
+    this.resyncTo = null;
+    if (this.handlers.resync) {
+      this.handlers.resync(lastId); // the page reloads its rows and restarts us
+      return;
+    }
+    this.cursor = Math.min(this.cursor, lastId);
+    this._scheduleWsRetry(0);
+  }
 
   _deliverSignal(signal, via) {
     if (signal.id > this.cursor) this.cursor = signal.id;

@@ -1,7 +1,9 @@
 // Display rules shared with the server-rendered rows
 // (dashboard/templatetags/dashboard_format.py): keep the two in step.
 
-const OUTCOME_LABELS = { open: 'Open', tp_hit: 'TP hit', sl_hit: 'SL hit', expired: 'Expired' };
+const OUTCOME_LABELS = {
+  open: 'Open', tp_hit: 'TP hit', sl_hit: 'SL hit', expired: 'Expired', closed: 'Closed', cancelled: 'Cancelled',
+};
 
 /** 'just now', '12s ago', '5m ago', '3h ago', '2d ago'. */
 export function compactAge(seconds) {
@@ -11,6 +13,22 @@ export function compactAge(seconds) {
   if (s < 3600) return `${Math.floor(s / 60)}m ago`;
   if (s < 86400) return `${Math.floor(s / 3600)}h ago`;
   return `${Math.floor(s / 86400)}d ago`;
+}
+
+/** 'in 5m', 'in 3h', 'in 2d', or 'passed' for an expiry time. */
+export function untilLabel(iso, now = Date.now()) {
+  const t = Date.parse(iso);
+  if (Number.isNaN(t)) return '';
+  const seconds = (t - now) / 1000;
+  if (seconds <= 0) return 'passed';
+  return `in ${compactAge(seconds).replace(' ago', '').replace('just now', '1s')}`;
+}
+
+/** '+1.25R' / '-0.5R' (two decimals at most), '' for null. */
+export function formatR(value) {
+  if (value === null || value === undefined || !Number.isFinite(Number(value))) return '';
+  const r = Math.round(Number(value) * 100) / 100;
+  return `${r > 0 ? '+' : ''}${r}R`;
 }
 
 /** 'Open', 'TP hit +2R', 'SL hit -1R', 'Expired'. */

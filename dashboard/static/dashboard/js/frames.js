@@ -21,5 +21,7 @@ export function parseFrame(text) {
   if (!message || typeof message !== 'object' || typeof message.type !== 'string') return null;
   if (message.type === 'new_signal' && !(message.signal && Number.isInteger(message.signal.id))) return null;
   if (message.type === 'outcome' && !Number.isInteger(message.signal_id)) return null;
+  if (message.type === 'signal_event'
+      && !(Number.isInteger(message.signal_id) && message.event && Number.isInteger(message.event.id))) return null;
   return message;
 }

@@ -1,166 +1,117 @@
-// The price chart: candles for one symbol from /api/market/candles/, with the
-// signals drawn on them (entry markers, and the newest signal's entry, stop and
-// take-profit levels). We draw candles and markers in uPlot's draw hook. The
-// market-data API may be missing (503), empty or slow: the chart says so instead.
+// The price chart: candles and volume for one symbol from /api/market/candles/,
+// kept live by fetching the newest candles every few seconds and merging them in;
+// the overlays of the symbol's strategies; and the signals drawn on it: every
+// entry in view, and the focused signal's (the clicked row, else the newest)
+// levels and exits. The market-data API may be missing (503), empty or slow: the
+// chart says so instead.
 
 import uPlot from '../vendor/uplot/uPlot.esm.js';
 import { AXIS, COLORS, LEGEND_SPACE, observeResize, sizeOf, toEpochSeconds } from './chart_base.js';
+import { drawCandles, drawLevels, drawMarkers, drawVolume, levelLines } from './chart_draw.js';
 import { formatPrice } from './format.js';
+import { overlaysFor } from './overlays.js';
 
-/** Candle payloads (any of the shapes the API may use) -> uPlot columns. */
+const TIMEFRAME_SECONDS = { '1m': 60, '5m': 300, '15m': 900, '1h': 3600, '4h': 14400, '1d': 86400 };
+const CANDLES = 150;
+
+/** Candle payloads -> uPlot columns [t, open, high, low, close] plus volumes. */
 export function candleColumns(candles) {
   const cols = [[], [], [], [], []];
+  const volumes = [];
   for (const c of candles) {
     const t = toEpochSeconds(c.open_time ?? c.time ?? c.t);
     const o = Number(c.open); const h = Number(c.high); const l = Number(c.low); const cl = Number(c.close);
     if (t === null || ![o, h, l, cl].every(Number.isFinite)) continue;
     cols[0].push(t); cols[1].push(o); cols[2].push(h); cols[3].push(l); cols[4].push(cl);
+    volumes.push(Number(c.volume) || 0);
   }
-  return cols;
+  return { cols, volumes };
 }
 
-function drawCandles(u) {
-  const [xs, opens, highs, lows, closes] = u.data;
-  if (!xs || xs.length === 0) return;
-  const { ctx } = u;
-  const { left, top, width, height } = u.bbox;
-  const [i0, i1] = [u.series[0].idxs?.[0] ?? 0, u.series[0].idxs?.[1] ?? xs.length - 1];
-  const span = xs.length > 1 ? Math.abs(u.valToPos(xs[1], 'x', true) - u.valToPos(xs[0], 'x', true)) : width / 2;
-  const bodyWidth = Math.max(1, Math.min(18 * devicePixelRatio, span * 0.68));
-  ctx.save();
-  ctx.beginPath();
-  ctx.rect(left, top, width, height);
-  ctx.clip();
-  for (let i = i0; i <= i1; i += 1) {
-    const x = Math.round(u.valToPos(xs[i], 'x', true));
-    const yO = u.valToPos(opens[i], 'y', true);
-    const yC = u.valToPos(closes[i], 'y', true);
-    const yH = u.valToPos(highs[i], 'y', true);
-    const yL = u.valToPos(lows[i], 'y', true);
-    const color = closes[i] >= opens[i] ? COLORS.up : COLORS.down;
-    ctx.strokeStyle = color;
-    ctx.fillStyle = color;
-    ctx.lineWidth = Math.max(1, devicePixelRatio);
-    ctx.beginPath();
-    ctx.moveTo(x + 0.5, yH);
-    ctx.lineTo(x + 0.5, yL);
-    ctx.stroke();
-    ctx.fillRect(Math.round(x - bodyWidth / 2), Math.min(yO, yC), Math.round(bodyWidth), Math.max(1, Math.abs(yC - yO)));
-  }
-  ctx.restore();
-}
-
-function drawSignals(u, signals) {
-  const xs = u.data[0];
-  if (!xs || xs.length === 0 || signals.length === 0) return;
-  const { ctx } = u;
-  const { left, top, width, height } = u.bbox;
-  const dpr = devicePixelRatio;
-  ctx.save();
-  ctx.beginPath();
-  ctx.rect(left, top, width, height);
-  ctx.clip();
-  // Levels of the newest signal: entry, stop and take-profit as dashed lines.
-  const latest = signals[0];
-  const levels = [
-    [Number(latest.take_profit), COLORS.up, 'TP'],
-    [Number(latest.entry_price), COLORS.entry, 'Entry'],
-    [Number(latest.stop_loss), COLORS.down, 'SL'],
-  ];
-  ctx.lineWidth = dpr;
-  ctx.font = `600 ${10 * dpr}px system-ui, sans-serif`;
-  // uPlot leaves its own axis text settings on the context: set ours explicitly.
-  ctx.textAlign = 'left';
-  ctx.textBaseline = 'middle';
-  for (const [price, color, label] of levels) {
-    if (!Number.isFinite(price)) continue;
-    const y = Math.round(u.valToPos(price, 'y', true)) + 0.5;
-    ctx.strokeStyle = color;
-    ctx.globalAlpha = 0.7;
-    ctx.setLineDash([4 * dpr, 4 * dpr]);
-    ctx.beginPath();
-    ctx.moveTo(left, y);
-    ctx.lineTo(left + width, y);
-    ctx.stroke();
-    ctx.globalAlpha = 1;
-    ctx.setLineDash([]);
-    const text = `${label} ${formatPrice(String(price))}`;
-    const w = ctx.measureText(text).width + 8 * dpr;
-    const h = 15 * dpr;
-    ctx.fillStyle = COLORS.bg;
-    ctx.fillRect(left + 4 * dpr, y - h / 2, w, h);
-    ctx.strokeStyle = color;
-    ctx.strokeRect(left + 4 * dpr + 0.5, y - h / 2 + 0.5, w - 1, h - 1);
-    ctx.fillStyle = color;
-    ctx.fillText(text, left + 8 * dpr, y + 0.5 * dpr);
-  }
-  ctx.setLineDash([]);
-  // Every signal in view: a triangle at its entry price and time.
-  const xMin = u.scales.x.min; const xMax = u.scales.x.max;
-  for (const s of signals) {
-    const t = toEpochSeconds(s.created_at);
-    if (t === null || t < xMin || t > xMax) continue;
-    const x = u.valToPos(t, 'x', true);
-    const y = u.valToPos(Number(s.entry_price), 'y', true);
-    const up = s.direction === 'long';
-    const size = 6 * dpr;
-    ctx.fillStyle = up ? COLORS.up : COLORS.down;
-    ctx.strokeStyle = COLORS.bg;
-    ctx.lineWidth = 1.5 * dpr;
-    ctx.beginPath();
-    if (up) {
-      ctx.moveTo(x, y - size); ctx.lineTo(x - size, y + size * 0.8); ctx.lineTo(x + size, y + size * 0.8);
-    } else {
-      ctx.moveTo(x, y + size); ctx.lineTo(x - size, y - size * 0.8); ctx.lineTo(x + size, y - size * 0.8);
-    }
-    ctx.closePath();
-    ctx.fill();
-    ctx.stroke();
-  }
-  ctx.restore();
+/**
+ * The timeframe to show a signal created at `createdAt` (epoch s) with: the one on
+ * screen when `CANDLES` of it reach back to the signal (with room before it), else
+ * the shortest offered that does, else the longest offered.
+ */
+export function timeframeCovering(createdAt, current, offered, now = Date.now() / 1000) {
+  const fits = (tf) => TIMEFRAME_SECONDS[tf] && (now - createdAt) < TIMEFRAME_SECONDS[tf] * CANDLES * 0.85;
+  if (offered.includes(current) && fits(current)) return current;
+  const sorted = offered.filter((tf) => TIMEFRAME_SECONDS[tf]).sort((a, b) => TIMEFRAME_SECONDS[a] - TIMEFRAME_SECONDS[b]);
+  return sorted.find(fits) || sorted[sorted.length - 1] || current;
 }
 
 export class PriceChart {
   /**
-   * @param {object} args {el, placeholder, latestEl, sessionEl, urls, signalsFor(symbol)}
+   * @param {object} args {el, placeholder, latestEl, sessionEl, overlayEl, urls,
+   *   signalsFor(symbol) -> signals newest first, liveMs, fullReloadMs}
    */
-  constructor({ el, placeholder, latestEl, sessionEl, urls, signalsFor, refreshMs = 15000 }) {
-    Object.assign(this, { el, placeholder, latestEl, sessionEl, urls, signalsFor, refreshMs });
+  constructor({ el, placeholder, latestEl, sessionEl, overlayEl, urls, signalsFor, liveMs = 4000, fullReloadMs = 60000 }) {
+    Object.assign(this, { el, placeholder, latestEl, sessionEl, overlayEl, urls, signalsFor, liveMs, fullReloadMs });
     this.plot = null;
     this.symbol = null;
     this.market = null;
     this.timeframe = '1m';
     this.timer = null;
-    this.loading = null;
+    this.focusId = null;
+    this.configs = [];          // strategy configs of this symbol (for overlays)
+    this.volumes = [];
+    this.overlayKey = '';
+    this.lastFull = 0;
+    this.drawn = { labels: [], markers: [] };
+    this.candleUpdates = 0;     // merges that changed the data (tests watch it)
     observeResize(el, () => this.plot, 280, LEGEND_SPACE);
   }
 
   show({ symbol, market, timeframe }) {
-    const changed = symbol !== this.symbol || timeframe !== this.timeframe;
+    const changed = symbol !== this.symbol || (timeframe && timeframe !== this.timeframe);
     this.symbol = symbol;
     this.market = market;
     this.timeframe = timeframe || this.timeframe;
     if (changed) {
       this._destroy();
+      this.lastFull = 0;
+      if (this.latestEl) this.latestEl.textContent = '';
       this._placeholder('Loading market data…', 'loading');
     }
     return this.refresh();
   }
 
-  /** Redraw markers (a new signal for this symbol arrived). */
+  /** Show one signal's levels (a row click); null goes back to the newest signal. */
+  focus(signal) {
+    this.focusId = signal ? signal.id : null;
+    this.redraw();
+  }
+
+  focused() {
+    const signals = this.signalsFor(this.symbol);
+    return signals.find((s) => s.id === this.focusId) || signals[0] || null;
+  }
+
+  setStrategies(configs) {
+    this.configs = configs || [];
+    if (this.plot) this._render({ cols: this.plot.data.slice(0, 5), volumes: this.volumes }, true);
+  }
+
+  setLatest(price) {
+    if (this.latestEl) this.latestEl.textContent = price === null || price === undefined ? '' : formatPrice(price);
+  }
+
+  /** Redraw markers and levels (a signal, outcome or amendment changed). */
   redraw() {
-    if (this.plot) this.plot.redraw(false, false);
+    // setData re-runs the y range, which depends on the focused signal's levels.
+    if (this.plot) this.plot.setData(this.plot.data);
   }
 
   async refresh() {
     clearTimeout(this.timer);
     if (!this.symbol) return;
     const symbol = this.symbol; const timeframe = this.timeframe;
+    const full = !this.plot || Date.now() - this.lastFull > this.fullReloadMs;
     try {
-      await Promise.all([this._loadCandles(symbol, timeframe), this._loadLatest(symbol), this._loadSession()]);
+      await Promise.all([this._loadCandles(symbol, timeframe, full), full ? this._loadSession() : null]);
     } finally {
       if (!document.hidden) {
-        this.timer = setTimeout(() => this.refresh(), this.refreshMs);
+        this.timer = setTimeout(() => this.refresh(), this.liveMs);
       } else if (!this.waitingVisible) {
         // No point polling prices for a hidden tab; catch up when it is shown.
         this.waitingVisible = true;
@@ -176,8 +127,8 @@ export class PriceChart {
     return { status: res.status, ok: res.ok, body };
   }
 
-  async _loadCandles(symbol, timeframe) {
-    const params = new URLSearchParams({ symbol, timeframe, limit: '120' });
+  async _loadCandles(symbol, timeframe, full) {
+    const params = new URLSearchParams({ symbol, timeframe, limit: full ? String(CANDLES) : '3' });
     let res;
     try {
       res = await this._get(`${this.urls.candles}?${params}`);
@@ -193,30 +144,48 @@ export class PriceChart {
     }
     if (!res.ok) {
       this._destroy();
-      const detail = res.body && res.body.detail ? `: ${res.body.detail}` : '';
-      this._placeholder(`Could not load ${symbol} candles (HTTP ${res.status})${detail}.`, 'error');
+      const detail = res.body?.detail || Object.values(res.body || {}).flat()[0] || '';
+      this._placeholder(`Could not load ${symbol} ${timeframe} candles (HTTP ${res.status})${detail ? `: ${detail}` : ''}.`, 'error');
       return;
     }
     const list = Array.isArray(res.body) ? res.body : (res.body?.candles ?? res.body?.results ?? []);
-    const data = candleColumns(list);
-    if (data[0].length === 0) {
-      this._destroy();
-      this._placeholder(`No ${timeframe} candles for ${symbol} yet.`, 'empty');
-      return;
+    const fresh = candleColumns(list);
+    if (full) {
+      this.lastFull = Date.now();
+      if (fresh.cols[0].length === 0) {
+        this._destroy();
+        this._placeholder(`No ${timeframe} candles for ${symbol} yet.`, 'empty');
+        return;
+      }
+      this._render(fresh);
+    } else if (this.plot) {
+      this._merge(fresh);
     }
-    this._render(data);
   }
 
-  async _loadLatest(symbol) {
-    if (!this.latestEl) return;
-    try {
-      const res = await this._get(`${this.urls.latest}?${new URLSearchParams({ symbol })}`);
-      const body = res.body || {};
-      const price = body.price ?? body.last ?? body.close;
-      this.latestEl.textContent = res.ok && price != null ? formatPrice(price) : '';
-    } catch (err) {
-      this.latestEl.textContent = '';
-    }
+  /** Fold the newest candles into the data: replace by open time, append new ones. */
+  _merge({ cols, volumes }) {
+    const data = this.plot.data.slice(0, 5).map((c) => [...c]);
+    const vols = [...this.volumes];
+    let changed = false;
+    cols[0].forEach((t, k) => {
+      let i = data[0].lastIndexOf(t);
+      if (i === -1) {
+        if (data[0].length && t < data[0][data[0].length - 1]) return; // older than the view
+        for (const c of data) c.push(null);
+        vols.push(0);
+        i = data[0].length - 1;
+        changed = true;
+      }
+      for (let col = 0; col < 5; col += 1) {
+        if (data[col][i] !== cols[col][k]) { data[col][i] = cols[col][k]; changed = true; }
+      }
+      if (vols[i] !== volumes[k]) { vols[i] = volumes[k]; changed = true; }
+    });
+    if (!changed) return;
+    while (data[0].length > CANDLES) { for (const c of data) c.shift(); vols.shift(); }
+    this.candleUpdates += 1;
+    this._render({ cols: data, volumes: vols });
   }
 
   async _loadSession() {
@@ -251,34 +220,44 @@ export class PriceChart {
   _destroy() {
     if (this.plot) this.plot.destroy();
     this.plot = null;
+    this.overlayKey = '';
   }
 
-  _render(data) {
+  _renderOverlayLegend(lines) {
+    if (!this.overlayEl) return;
+    this.overlayEl.replaceChildren(...lines.map((line) => {
+      const item = document.createElement('span');
+      item.className = 'overlay-item';
+      const swatch = document.createElement('i');
+      swatch.style.background = line.stroke;
+      item.append(swatch, line.label);
+      return item;
+    }));
+  }
+
+  _render({ cols, volumes }, rebuild = false) {
     this.placeholder.hidden = true;
     this.placeholder.dataset.kind = 'chart';
-    const chart = this;
-    if (this.plot) {
+    this.volumes = volumes;
+    const overlays = overlaysFor(this.configs, cols[4]);
+    const key = overlays.map((o) => o.label).join('|');
+    const data = [...cols, ...overlays.map((o) => o.values)];
+    if (this.plot && key === this.overlayKey && !rebuild) {
       this.plot.setData(data);
       return;
     }
+    this._destroy();
+    this.overlayKey = key;
+    this._renderOverlayLegend(overlays);
+    const chart = this;
+    const hidden = { paths: () => null, points: { show: false } };
     const opts = {
       ...sizeOf(this.el, 280, LEGEND_SPACE),
       legend: { show: true, live: true },
       cursor: { drag: { x: true, y: false }, points: { show: false } },
       scales: {
         x: { time: true },
-        y: {
-          range: (u, min, max) => {
-            // Keep the newest signal's levels in view when they are near the price.
-            const levels = chart._levels();
-            let lo = min; let hi = max;
-            for (const v of levels) {
-              if (v > min - (max - min) && v < max + (max - min)) { lo = Math.min(lo, v); hi = Math.max(hi, v); }
-            }
-            const pad = (hi - lo) * 0.08 || Math.abs(hi) * 0.01 || 1;
-            return [lo - pad, hi + pad];
-          },
-        },
+        y: { range: (u, min, max) => chart._yRange(min, max) },
       },
       axes: [
         { ...AXIS },
@@ -286,15 +265,23 @@ export class PriceChart {
       ],
       series: [
         {},
-        { label: 'Open', stroke: COLORS.axis, paths: () => null, points: { show: false } },
-        { label: 'High', stroke: COLORS.up, paths: () => null, points: { show: false } },
-        { label: 'Low', stroke: COLORS.down, paths: () => null, points: { show: false } },
-        { label: 'Close', stroke: COLORS.text, paths: () => null, points: { show: false } },
+        { label: 'Open', stroke: COLORS.axis, ...hidden },
+        { label: 'High', stroke: COLORS.up, ...hidden },
+        { label: 'Low', stroke: COLORS.down, ...hidden },
+        { label: 'Close', stroke: COLORS.text, ...hidden },
+        ...overlays.map((o) => ({ label: o.label, stroke: o.stroke, width: 1.25, points: { show: false } })),
       ],
       hooks: {
+        drawClear: [(u) => drawVolume(u, chart.volumes)],
         draw: [
           (u) => drawCandles(u),
-          (u) => drawSignals(u, chart.signalsFor(chart.symbol)),
+          (u) => {
+            const focused = chart.focused();
+            chart.drawn.labels = drawLevels(u, levelLines(focused));
+            chart.drawn.markers = drawMarkers(u, chart.signalsFor(chart.symbol), focused?.id ?? null,
+              TIMEFRAME_SECONDS[chart.timeframe] || 60);
+            chart.drawn.focusId = focused?.id ?? null;
+          },
         ],
       },
     };
@@ -302,9 +289,19 @@ export class PriceChart {
     this.plot = new uPlot(opts, data, this.el);
   }
 
-  _levels() {
-    const latest = this.signalsFor(this.symbol)[0];
-    if (!latest) return [];
-    return [latest.entry_price, latest.stop_loss, latest.take_profit].map(Number).filter(Number.isFinite);
+  /** The y range: the candles, plus the focused signal's levels (all of them for a
+   *  clicked row; the newest signal's only when they are near the price). */
+  _yRange(min, max) {
+    const focused = this.focused();
+    const levels = levelLines(focused).map((l) => l.price);
+    const clicked = focused && focused.id === this.focusId;
+    let lo = min; let hi = max;
+    if (!Number.isFinite(lo) || !Number.isFinite(hi)) { lo = Math.min(...levels); hi = Math.max(...levels); }
+    for (const v of levels) {
+      if (clicked || (v > min - (max - min) && v < max + (max - min))) { lo = Math.min(lo, v); hi = Math.max(hi, v); }
+    }
+    // Room above and below so the outermost labels sit inside the plot.
+    const pad = (hi - lo) * 0.1 || Math.abs(hi) * 0.01 || 1;
+    return [lo - pad, hi + pad];
   }
 }

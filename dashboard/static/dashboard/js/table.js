@@ -1,10 +1,12 @@
 // The signals table: one row per signal id, newest (highest id) first, whatever
-// order or how many times frames arrive. Markup mirrors
-// templates/dashboard/_signal_row.html so server- and client-drawn rows look alike.
+// order or how many times frames arrive. Rows are drawn here (the server-rendered
+// rows of templates/dashboard/_signal_row.html are replaced by the same markup
+// once the script runs, so every row follows one rule).
 
-import { capitalise, compactAge, outcomeLabel, utcStamp } from './format.js';
+import { capitalise, compactAge, formatR, outcomeLabel, untilLabel, utcStamp } from './format.js';
+import { distancePct, effectiveStop, isOpen, rewardRisk, unrealizedR } from './levels.js';
 
-function el(tag, attrs = {}, children = []) {
+export function el(tag, attrs = {}, children = []) {
   const node = document.createElement(tag);
   for (const [key, value] of Object.entries(attrs)) {
     if (value === null || value === undefined) continue;
@@ -16,37 +18,76 @@ function el(tag, attrs = {}, children = []) {
   return node;
 }
 
-function outcomeBadge(outcome) {
+export function outcomeBadge(outcome) {
   const status = outcome?.status || 'open';
   return el('span', { class: `badge outcome outcome-${status}`, text: outcomeLabel(outcome) });
 }
 
-export function renderRow(signal) {
+function stopCell(signal) {
+  const stop = effectiveStop(signal);
+  if (!stop || stop === signal.stop_loss) return [signal.stop_loss];
+  return [el('span', { class: 'moved', title: `Moved from ${signal.stop_loss}`, text: stop })];
+}
+
+function targetCell(signal) {
+  const n = Array.isArray(signal.targets) ? signal.targets.length : 0;
+  if (n < 2) return [signal.take_profit];
+  const hit = (signal.outcome?.legs || []).filter((l) => l.status === 'tp_hit').length;
+  return [signal.take_profit, ' ', el('span', {
+    class: 'ladder', title: `${n} targets, ${hit} hit`, text: hit ? `${hit}/${n}` : `×${n}`,
+  })];
+}
+
+function expiryCell(signal) {
+  if (!signal.expires_at) return [el('span', { class: 'muted', text: '—' })];
+  return [el('time', { datetime: signal.expires_at, title: utcStamp(signal.expires_at), text: untilLabel(signal.expires_at) })];
+}
+
+/** The "Now" cell: distance from the entry and unrealized R of an open signal. */
+function nowCell(signal, price) {
+  if (!isOpen(signal) || price === undefined || price === null) return [el('span', { class: 'muted', text: '—' })];
+  const r = unrealizedR(signal, price);
+  const d = distancePct(signal, price);
+  const cls = r > 0 ? 'pos' : (r < 0 ? 'neg' : '');
+  return [
+    el('span', { class: `ur ${cls}`, text: formatR(r) || '0R' }),
+    el('span', { class: 'dist muted', text: d === null ? '' : `${d > 0 ? '+' : ''}${d.toFixed(2)}%` }),
+  ];
+}
+
+export function renderRow(signal, price) {
   const conf = Math.max(0, Math.min(100, Number(signal.confidence) || 0));
   const isLong = signal.direction === 'long';
   const fill = el('span', { class: 'conf-fill' });
   fill.style.width = `${conf}%`;
+  const rr = rewardRisk(signal);
   return el('tr', {
     class: 'signal-row',
     'data-id': String(signal.id),
     'data-symbol': signal.symbol,
     'data-direction': signal.direction,
+    tabindex: '0',
     title: signal.note || null,
   }, [
-    el('td', { class: 'c-time' }, [el('time', {
-      datetime: signal.created_at, title: utcStamp(signal.created_at),
-      text: compactAge((Date.now() - Date.parse(signal.created_at)) / 1000),
-    })]),
+    el('td', { class: 'c-time' }, [
+      el('span', { class: 'sid', text: `#${signal.id}` }), ' ',
+      el('time', {
+        datetime: signal.created_at, title: utcStamp(signal.created_at),
+        text: compactAge((Date.now() - Date.parse(signal.created_at)) / 1000),
+      }),
+    ]),
     el('td', { class: 'c-symbol' }, [
       el('span', { class: 'symbol', text: signal.symbol }), ' ', el('span', { class: 'tf', text: signal.timeframe }),
+      el('span', { class: 'mkt', text: capitalise(signal.market) }),
     ]),
-    el('td', { class: 'c-market', text: capitalise(signal.market) }),
     el('td', { class: 'c-dir' }, [el('span', {
       class: `badge dir dir-${signal.direction}`, text: isLong ? '▲ Long' : '▼ Short',
     })]),
     el('td', { class: 'num', text: signal.entry_price }),
-    el('td', { class: 'num', text: signal.stop_loss }),
-    el('td', { class: 'num', text: signal.take_profit }),
+    el('td', { class: 'num c-stop' }, stopCell(signal)),
+    el('td', { class: 'num c-target' }, targetCell(signal)),
+    el('td', { class: 'num c-rr', text: rr === null ? '' : rr.toFixed(1) }),
+    el('td', { class: 'num c-now' }, nowCell(signal, price)),
     el('td', { class: 'c-conf' }, [
       el('span', {
         class: 'conf', role: 'meter', 'aria-valuemin': '0', 'aria-valuemax': '100',
@@ -55,30 +96,37 @@ export function renderRow(signal) {
       el('span', { class: 'conf-num', text: String(conf) }),
     ]),
     el('td', { class: 'c-source', text: signal.source }),
+    el('td', { class: 'c-exp' }, expiryCell(signal)),
     el('td', { class: 'c-outcome' }, [outcomeBadge(signal.outcome)]),
   ]);
 }
 
 export class SignalTable {
-  constructor({ body, emptyState, countEl, maxRows = 500 }) {
+  constructor({ body, emptyState, countEl, maxRows = 500, onSelect = null }) {
     this.body = body;
     this.emptyState = emptyState;
     this.countEl = countEl;
     this.maxRows = maxRows;
     this.ids = new Set();          // every id ever shown: a trimmed row never comes back
     this.signals = new Map();      // id -> payload, for rows still on screen
+    this.prices = new Map();       // symbol -> latest price string
+    this.selectedId = null;
     this.listeners = new Set();
+    this.onSelect = onSelect;
+    const choose = (event) => {
+      const row = event.target.closest('tr[data-id]');
+      if (!row || event.target.closest('a, button')) return;
+      if (event.type === 'keydown' && event.key !== 'Enter' && event.key !== ' ') return;
+      if (event.type === 'keydown') event.preventDefault();
+      this.select(Number(row.dataset.id));
+    };
+    body.addEventListener('click', choose);
+    body.addEventListener('keydown', choose);
   }
 
   /** Take over the server-rendered rows (their payloads come from the boot JSON). */
   adopt(signals) {
-    const rendered = new Set([...this.body.querySelectorAll('tr[data-id]')].map((r) => Number(r.dataset.id)));
-    for (const signal of signals) {
-      this.ids.add(signal.id);
-      this.signals.set(signal.id, signal);
-      if (!rendered.has(signal.id)) this._insert(renderRow(signal), signal.id);
-    }
-    this._changed();
+    this.reset(signals);
   }
 
   /** Replace everything (new filters). */
@@ -89,7 +137,7 @@ export class SignalTable {
     for (const signal of [...signals].sort((a, b) => b.id - a.id)) {
       this.ids.add(signal.id);
       this.signals.set(signal.id, signal);
-      this.body.append(renderRow(signal));
+      this.body.append(this._row(signal));
     }
     this._changed();
   }
@@ -98,12 +146,16 @@ export class SignalTable {
     return this.ids.has(id);
   }
 
+  get(id) {
+    return this.signals.get(id);
+  }
+
   /** Add a signal unless its id is already known. Returns true when a row was added. */
   add(signal, { highlight = true } = {}) {
     if (this.ids.has(signal.id)) return false;
     this.ids.add(signal.id);
     this.signals.set(signal.id, signal);
-    const row = renderRow(signal);
+    const row = this._row(signal);
     if (highlight) {
       row.classList.add('is-new');
       row.addEventListener('animationend', () => row.classList.remove('is-new'), { once: true });
@@ -118,6 +170,33 @@ export class SignalTable {
     return true;
   }
 
+  /** Older rows from the scroll-back (appended below; known ids are skipped). */
+  append(signals) {
+    let added = 0;
+    for (const signal of [...signals].sort((a, b) => b.id - a.id)) {
+      if (this.ids.has(signal.id)) continue;
+      this.ids.add(signal.id);
+      this.signals.set(signal.id, signal);
+      this._insert(this._row(signal), signal.id);
+      added += 1;
+    }
+    // Rows the user scrolled back for are kept: the cap grows with them.
+    this.maxRows = Math.max(this.maxRows, this.body.rows.length);
+    this._changed();
+    return added;
+  }
+
+  oldestId() {
+    const last = this.body.lastElementChild;
+    return last ? Number(last.dataset.id) : null;
+  }
+
+  _row(signal) {
+    const row = renderRow(signal, this.prices.get(signal.symbol));
+    if (signal.id === this.selectedId) row.classList.add('is-selected');
+    return row;
+  }
+
   _insert(row, id) {
     // Rows are sorted by id, descending; new signals almost always go on top.
     let before = this.body.firstElementChild;
@@ -125,24 +204,103 @@ export class SignalTable {
     this.body.insertBefore(row, before);
   }
 
+  _rowOf(id) {
+    return this.body.querySelector(`tr[data-id="${id}"]`);
+  }
+
   /** Update a row's outcome badge. Returns true when the row is on screen. */
   updateOutcome(id, outcome) {
     const signal = this.signals.get(id);
     if (!signal || !outcome) return false;
+    const changed = JSON.stringify(signal.outcome) !== JSON.stringify(outcome);
     signal.outcome = outcome;
-    const cell = this.body.querySelector(`tr[data-id="${id}"] .c-outcome`);
-    if (!cell) return false;
-    const badge = outcomeBadge(outcome);
-    badge.classList.add('is-updated');
-    cell.replaceChildren(badge);
-    this._changed();
+    if (outcome.stop_price !== undefined && outcome.stop_price !== null) signal.effective_stop = String(outcome.stop_price);
+    const row = this._rowOf(id);
+    if (!row) return false;
+    if (changed) this._redrawRow(row, signal, true);
+    this._changed(id);
     return true;
   }
 
-  /** Refresh the "12s ago" labels. */
+  /** An amendment arrived: keep it with the signal and show the stop it sets. */
+  addEvent(id, event) {
+    const signal = this.signals.get(id);
+    if (!signal || !event) return false;
+    const events = Array.isArray(signal.events) ? signal.events : [];
+    if (events.some((e) => e.id === event.id)) return false;
+    signal.events = [...events, event].sort((a, b) => a.id - b.id);
+    if (event.type === 'move_stop' && event.price !== null && event.price !== undefined) {
+      signal.effective_stop = String(event.price);
+    }
+    const row = this._rowOf(id);
+    if (row) this._redrawRow(row, signal, false);
+    this._changed(id);
+    return true;
+  }
+
+  /** Replace one signal's payload (a fresher copy from the API). */
+  replace(signal) {
+    if (!this.signals.has(signal.id)) return false;
+    this.signals.set(signal.id, signal);
+    const row = this._rowOf(signal.id);
+    if (row) this._redrawRow(row, signal, false);
+    this._changed(signal.id);
+    return true;
+  }
+
+  _redrawRow(row, signal, flashOutcome) {
+    const fresh = this._row(signal);
+    if (flashOutcome) fresh.querySelector('.c-outcome .badge')?.classList.add('is-updated');
+    row.replaceWith(fresh);
+  }
+
+  /** New latest prices {symbol: price}: refresh the "Now" cells of open rows. */
+  setPrices(prices) {
+    for (const [symbol, price] of Object.entries(prices)) this.prices.set(symbol, price);
+    for (const row of this.body.rows) {
+      const signal = this.signals.get(Number(row.dataset.id));
+      if (!signal || !isOpen(signal) || !(signal.symbol in prices)) continue;
+      row.querySelector('.c-now')?.replaceChildren(...nowCell(signal, prices[signal.symbol]));
+    }
+  }
+
+  /** Symbols of the open signals on screen, most recent first. */
+  openSymbols(limit = 40) {
+    const out = [];
+    for (const row of this.body.rows) {
+      const signal = this.signals.get(Number(row.dataset.id));
+      if (signal && isOpen(signal) && !out.includes(signal.symbol)) out.push(signal.symbol);
+      if (out.length >= limit) break;
+    }
+    return out;
+  }
+
+  select(id) {
+    const signal = this.signals.get(id);
+    if (!signal) return;
+    this._rowOf(this.selectedId)?.classList.remove('is-selected');
+    this.selectedId = id;
+    this._rowOf(id)?.classList.add('is-selected');
+    this.onSelect?.(signal);
+  }
+
+  clearSelection() {
+    this._rowOf(this.selectedId)?.classList.remove('is-selected');
+    this.selectedId = null;
+  }
+
+  selected() {
+    return this.selectedId === null ? null : this.signals.get(this.selectedId) || null;
+  }
+
+  /** Refresh the "12s ago" and "in 3h" labels. */
   tickAges(now = Date.now()) {
-    for (const time of this.body.querySelectorAll('time[datetime]')) {
+    for (const time of this.body.querySelectorAll('.c-time time[datetime]')) {
       const text = compactAge((now - Date.parse(time.dateTime)) / 1000);
+      if (time.textContent !== text) time.textContent = text;
+    }
+    for (const time of this.body.querySelectorAll('.c-exp time[datetime]')) {
+      const text = untilLabel(time.dateTime, now);
       if (time.textContent !== text) time.textContent = text;
     }
   }
@@ -155,10 +313,10 @@ export class SignalTable {
     this.listeners.add(listener);
   }
 
-  _changed() {
+  _changed(id = null) {
     const count = this.body.rows.length;
     if (this.emptyState) this.emptyState.hidden = count > 0;
     if (this.countEl) this.countEl.textContent = String(count);
-    for (const listener of this.listeners) listener(this);
+    for (const listener of this.listeners) listener(this, id);
   }
 }
