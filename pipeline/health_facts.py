@@ -23,11 +23,11 @@ from .candle_sql import dt_to_ms
 from .feeds import health_store
 from signals.broadcast import health_broadcast
 
-from .health import HealthFacts, MarketFacts, StrategyFacts, StreamFacts, health_score
-from .models import HealthSnapshot, StrategyConfig
+from .health import HealthFacts, MarketFacts, StrategyFacts, StreamFacts, health_score, health_status_for
+from .models import StrategyConfig
 from .redis_store import redis_client
 from .services import health_snapshot_record
-from .selectors import market_data_health
+from .selectors import health_snapshot_latest, market_data_health
 from .shared_counters import shared_counter_totals
 from .sessions import market_is_open
 
@@ -125,8 +125,8 @@ def health_facts_collect(*, now: dt.datetime | None = None) -> tuple[HealthFacts
     if database_error is not None:
         return HealthFacts(database_error=database_error, redis_error=redis_error), totals
 
-    previous = HealthSnapshot.objects.order_by("-created_at").values_list("facts", flat=True).first() or {}
-    before = previous.get("totals", {})
+    previous = health_snapshot_latest()
+    before = (previous.facts if previous else {}).get("totals", {})
     market_data = market_data_health(now=now)
     markets = []
     for name, info in sorted(market_data["markets"].items()):
@@ -179,3 +179,43 @@ def health_check_record(*, now: dt.datetime | None = None) -> dict[str, Any]:
         logger.warning("health %s %d: %s", health["status"], health["score"], reasons)
     health_broadcast(health)
     return health
+
+
+# A stored check older than this (three beat intervals) means beat or the worker
+# stopped: readers then score the facts themselves rather than serve an old verdict.
+SNAPSHOT_MAX_AGE_SECONDS = 90
+
+
+def _timed(check) -> dict[str, Any]:
+    started = time.perf_counter()
+    error = check()
+    return {"status": "down" if error else "ok", "reason": error or "",
+            "latency_ms": round((time.perf_counter() - started) * 1000, 1)}
+
+
+def dependencies_check() -> tuple[dict[str, Any], dict[str, Any]]:
+    """(database, redis): each `{"status": ok|down, "reason", "latency_ms"}`, checked now."""
+    return _timed(database_check), _timed(redis_check)
+
+
+def health_current(*, now: dt.datetime | None = None) -> dict[str, Any]:
+    """`{"status", "score", "components", "database", "redis", "checked_at"[, "note"]}`.
+
+    Cheap: the newest stored check plus a live check of the database and Redis;
+    scored from fresh facts only when no check was stored recently."""
+    now = now or timezone.now()
+    database, redis = dependencies_check()
+    body: dict[str, Any] = {"status": "down", "score": 0, "components": {}, "database": database, "redis": redis,
+                            "checked_at": None}
+    if database["status"] == "ok":
+        snapshot = health_snapshot_latest()
+        if snapshot is not None and (now - snapshot.created_at).total_seconds() <= SNAPSHOT_MAX_AGE_SECONDS:
+            body.update(score=snapshot.score, components=snapshot.components,
+                        checked_at=snapshot.created_at.isoformat())
+        else:
+            scored = health_score(health_facts_collect(now=now)[0])
+            body.update(score=scored["score"], components=scored["components"], checked_at=now.isoformat(),
+                        note="no recent stored check (are celery beat and a worker running?): scored now")
+    body["status"] = health_status_for(score=body["score"], database_ok=database["status"] == "ok",
+                                       redis_ok=redis["status"] == "ok")
+    return body

@@ -5,55 +5,23 @@ from __future__ import annotations
 
 import hmac
 import ipaddress
-import time
 
 from django.conf import settings
 from django.http import HttpResponse, JsonResponse
-from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from rest_framework.decorators import api_view
 from rest_framework.response import Response
 
-from pipeline.health import health_score, health_status_for
-from pipeline.health_facts import database_check, health_facts_collect, redis_check
-from pipeline.selectors import health_snapshot_latest
+from pipeline.health_facts import dependencies_check, health_current
 from signals.stats import stats_24h
-
-# A stored check older than this (three beat intervals) means beat stopped: /health/
-# then scores the facts itself rather than serve an old verdict.
-SNAPSHOT_MAX_AGE_SECONDS = 90
-
-
-def _timed(check) -> dict:
-    started = time.perf_counter()
-    error = check()
-    return {"status": "down" if error else "ok", "reason": error or "",
-            "latency_ms": round((time.perf_counter() - started) * 1000, 1)}
 
 
 def health(request):
-    """`{"status", "score", "components", "database", "redis", "checked_at"}`; 503 when down.
-
-    Cheap: the newest stored check (beat stores one every 30 s) plus a live check of
-    the database and Redis with short timeouts."""
-    database, redis = _timed(database_check), _timed(redis_check)
-    body = {"status": "down", "score": 0, "components": {}, "database": database, "redis": redis,
-            "checked_at": None}
-    if database["status"] == "ok":
-        snapshot = health_snapshot_latest()
-        now = timezone.now()
-        if snapshot is not None and (now - snapshot.created_at).total_seconds() <= SNAPSHOT_MAX_AGE_SECONDS:
-            body.update(score=snapshot.score, components=snapshot.components,
-                        checked_at=snapshot.created_at.isoformat())
-        else:
-            facts, _ = health_facts_collect(now=now)
-            scored = health_score(facts)
-            body.update(score=scored["score"], components=scored["components"], checked_at=now.isoformat(),
-                        note="no recent stored check (is celery beat running?): scored now")
-    body["status"] = health_status_for(score=body["score"], database_ok=database["status"] == "ok",
-                                       redis_ok=redis["status"] == "ok")
+    """`{"status", "score", "components", "database", "redis", "checked_at"}`; 503 when down
+    (pipeline.health_facts.health_current: the latest stored check + live DB/Redis checks)."""
+    body = health_current()
     return JsonResponse(body, status=503 if body["status"] == "down" else 200)
 
 
@@ -64,7 +32,7 @@ def health_live(request):
 
 def health_ready(request):
     """Database and Redis answer: for load balancers. 503 naming the one that does not."""
-    database, redis = _timed(database_check), _timed(redis_check)
+    database, redis = dependencies_check()
     ready = database["status"] == "ok" and redis["status"] == "ok"
     return JsonResponse({"status": "ok" if ready else "down", "database": database, "redis": redis},
                         status=200 if ready else 503)

@@ -11,9 +11,14 @@ import time
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
+from django.db import DatabaseError
 from django.utils import timezone
 
 from pipeline.feeds import health_store
+from pipeline.health_facts import health_current
+from pipeline.selectors import feed_lease_get, market_data_health
+from pipeline.sessions import market_session
+from signals.stats import stats_24h
 
 
 def _ago(seconds: float | None) -> str:
@@ -38,7 +43,8 @@ def _clip(text: str, width: int = 70) -> str:
 
 
 class Command(BaseCommand):
-    help = "Show markets, sessions, readiness, feed connections, stream health and candle freshness."
+    help = ("Show the health score and its components, the active feed (and standbys' lease), markets, "
+            "sessions, readiness, feed connections, stream health, candle freshness and the last 24 h.")
 
     def add_arguments(self, parser):
         parser.add_argument("--json", action="store_true", help="print the raw status as JSON")
@@ -46,7 +52,11 @@ class Command(BaseCommand):
                             help="health check for containers: exit 1 unless the feed process is publishing")
 
     def handle(self, *args, **opts):
-        status = self._collect()
+        try:
+            status = self._collect()
+        except DatabaseError as exc:
+            raise CommandError(f"cannot read the pipeline tables ({str(exc).strip().splitlines()[0]}); "
+                               "is DATABASE_URL right and `manage.py migrate` done?") from None
         if opts["check"]:
             if status["redis_error"]:
                 raise CommandError(f"Redis unreachable: {status['redis_error']}; check REDIS_URL")
@@ -60,11 +70,18 @@ class Command(BaseCommand):
         self._print(status)
 
     def _collect(self) -> dict[str, Any]:
-        from pipeline.selectors import market_data_health
-        from pipeline.sessions import market_session
 
         now = timezone.now()
         status: dict[str, Any] = {"at": now.isoformat()}
+        status["health"] = health_current(now=now)
+        if status["health"]["database"]["status"] != "ok":
+            raise CommandError(f"database unreachable ({status['health']['database']['reason']}); "
+                               "check DATABASE_URL")
+        lease = feed_lease_get()
+        status["feed_lease"] = None if lease is None else {
+            "holder": lease.holder, "acquired_at": lease.acquired_at.isoformat(),
+            "heartbeat_age_seconds": round((now - lease.heartbeat_at).total_seconds(), 1)}
+        status["last_24h"] = stats_24h(now=now)
         data = market_data_health(now=now)
         for market, info in data["markets"].items():
             info["session"] = market_session(market, now)
@@ -80,9 +97,36 @@ class Command(BaseCommand):
                           redis_error=f"{type(exc).__name__}: {exc}")
         return status
 
+    def _print_health(self, status: dict[str, Any]) -> None:
+        out, health = self.stdout, status["health"]
+        style = {"ok": self.style.SUCCESS, "degraded": self.style.WARNING}.get(health["status"], self.style.ERROR)
+        out.write(style(f"Health: {health['status']} {health['score']}/100"
+                        + (f" ({health['note']})" if health.get("note") else "")))
+        rows = [[name, f"{c['points']}/{c['max']}", c["status"], _clip(c["reason"] or "-", 90)]
+                for name, c in health["components"].items()]
+        rows += [[name, "-", health[name]["status"], _clip(health[name]["reason"] or "-", 90)]
+                 for name in ("database", "redis")]
+        out.write(_table(["COMPONENT", "POINTS", "STATUS", "REASON"], rows))
+        lease = status["feed_lease"]
+        if lease is None:
+            out.write("Feed lease: never taken (no run_feed has started against this database)")
+        else:
+            out.write(f"Feed lease: {lease['holder']} since {lease['acquired_at']}, "
+                      f"heartbeat {_ago(lease['heartbeat_age_seconds'])} ago")
+        day = status["last_24h"]
+        signals = day.get("signals", {})
+        out.write("\nLast 24 h: {} signals ({}); {} market updates ({})".format(
+            signals.get("total", 0),
+            ", ".join(f"{k} {v}" for k, v in sorted(signals.get("by_source", {}).items())) or "none",
+            day.get("market_updates", {}).get("total", 0),
+            ", ".join(f"{k} {v}" for k, v in sorted(day.get("market_updates", {}).get("by_market", {}).items()))
+            or "none"))
+
     def _print(self, status: dict[str, Any]) -> None:
         now = time.time()
         out = self.stdout
+        self._print_health(status)
+        out.write("")
         feed = status["feed"]
         if status["redis_error"]:
             out.write(self.style.ERROR(f"Redis unreachable ({status['redis_error']}): stream state unknown"))
