@@ -64,6 +64,7 @@ class OutcomeTracker:
         self._thread: threading.Thread | None = None
         self._stopping = threading.Event()
         self._loaded = False
+        self._loaded_at = 0.0
         self._last_signal_id = 0
         self._event_low = 0
         self._event_marks: deque = deque()         # (monotonic, largest event id seen then)
@@ -165,6 +166,7 @@ class OutcomeTracker:
         if tracked:
             self._adopt(tracked)
         self._loaded = True
+        self._loaded_at = time.monotonic()
         logger.info("outcome tracker: %d open signals on %d symbols", len(tracked), len(self.book.symbols()))
 
     def _poll(self) -> None:
@@ -181,7 +183,7 @@ class OutcomeTracker:
             tracked = self.book.tracked.get(row.signal_id)
             if tracked is None:
                 continue
-            if not self._live(tracked.symbol):
+            if not self.is_live(tracked.symbol):
                 self._backlog(tracked).append(row.as_tape())
             else:
                 self.book.apply_event_live(row.signal_id, row.as_tape())
@@ -191,7 +193,7 @@ class OutcomeTracker:
     def _backlog(self, tracked: Tracked) -> list:
         return self._backlogs.setdefault(tracked.signal_id, [])
 
-    def _live(self, symbol: str) -> bool:
+    def is_live(self, symbol: str) -> bool:
         """Whether trades of `symbol` are applied as they come (not held for candles)."""
         return symbol in self._released and symbol not in self._held
 
@@ -206,7 +208,7 @@ class OutcomeTracker:
         for item in tracked:
             events = [e for e in by_signal.get(item.signal_id, []) if e[0] > item.last_event_id]
             book = self.book.book(item.symbol)
-            if not self._live(item.symbol):
+            if not self.is_live(item.symbol):
                 self._backlog(item).extend(events)      # the symbol's catch-up applies them
                 self.book.add(item)
                 continue
@@ -274,7 +276,12 @@ class OutcomeTracker:
 
     def _expire_by_clock(self) -> None:
         now_ms = int((self.clock() - self.expiry_grace) * 1000)
-        for tracked in self.book.expire_by_clock(now_ms, skip=self._held):
+        skip = set(self._held)
+        if time.monotonic() - self._loaded_at < self.catchup_wait:
+            # Right after start a symbol's first backfill may still be on its way: its
+            # candles could show a level reached before the expiry.
+            skip |= {s for s in self.book.symbols() if s not in self._released}
+        for tracked in self.book.expire_by_clock(now_ms, skip=skip):
             price = close_before(symbol=tracked.symbol, at=tracked.levels.expires_at)
             self.book.expire_at(tracked, price)
 
