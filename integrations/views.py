@@ -6,6 +6,7 @@ from __future__ import annotations
 from django.contrib.auth.decorators import login_required
 from django.shortcuts import render
 from django.urls import reverse
+from django.views.decorators.csrf import ensure_csrf_cookie
 
 from signals.models import Market
 
@@ -25,10 +26,12 @@ def _boot() -> dict:
 
 
 @login_required
+@ensure_csrf_cookie
 def subscriptions_page(request):
     return render(request, "integrations/subscriptions.html", {"boot": _boot()})
 
 
 @login_required
+@ensure_csrf_cookie
 def webhooks_page(request):
     return render(request, "integrations/webhooks.html", {"boot": _boot()})
