@@ -81,6 +81,11 @@ def _closed(signal_id: int) -> bool:
     return _outcome(signal_id).status != "open"
 
 
+def _long(*, tp: Decimal, sl: Decimal, created_ms: int):
+    return signal_create(symbol=SYMBOL, direction="long", entry_price=str((tp + sl) / 2), stop_loss=str(sl),
+                         take_profit=str(tp), confidence=50, created_at=at_of(created_ms)).signal
+
+
 def _first_reaching(tape, *, tp: Decimal, sl: Decimal):
     return next((ts, p, "tp_hit" if p >= tp else "sl_hit") for ts, p in tape if p >= tp or p <= sl)
 
@@ -101,9 +106,7 @@ def test_it_closes_at_the_first_streamed_trade_reaching_a_level(
         ahead = feed.tape(created_ms, created_ms + 20_000)
         tp = max(p for _, p in ahead[: len(ahead) // 2])      # reached within ~10 market seconds
         sl = min(p for _, p in ahead) - 1
-        signal = signal_create(symbol=SYMBOL, direction="long", entry_price=str((tp + sl) / 2),
-                               stop_loss=str(sl), take_profit=str(tp), confidence=50,
-                               created_at=at_of(created_ms)).signal
+        signal = _long(tp=tp, sl=sl, created_ms=created_ms)
         wait_until(lambda: _closed(signal.id), timeout=20)
     finally:
         feed.stop()
@@ -131,9 +134,7 @@ def test_it_decides_an_outage_by_the_backfilled_minutes(
         tp = max(highs)
         sl = min(lows) - 1
         assert tp > max(p for _, p in before), "the tape must reach the target only during the outage"
-        signal = signal_create(symbol=SYMBOL, direction="long", entry_price=str((tp + sl) / 2),
-                               stop_loss=str(sl), take_profit=str(tp), confidence=50,
-                               created_at=at_of(created_ms)).signal
+        signal = _long(tp=tp, sl=sl, created_ms=created_ms)
         time.sleep(clock.real_seconds_until(outage_end / 1000 + 5))
         feed.sim.refuse_handshakes(0)
         wait_until(lambda: _closed(signal.id), timeout=20)
