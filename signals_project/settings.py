@@ -202,6 +202,11 @@ SPECTACULAR_SETTINGS = {
         "drf_spectacular.hooks.postprocess_schema_enums",
         "signals.api.schema.add_signal_stream",  # the SSE view is a plain async view
     ],
+    # Two choice sets share the field name "type": name each after its enumeration.
+    "ENUM_NAME_OVERRIDES": {
+        "StopRuleTypeEnum": "signals.models.StopRuleType",
+        "SignalEventTypeEnum": "signals.models.EventType",
+    },
 }
 
 # --- i18n / static ----------------------------------------------------------------

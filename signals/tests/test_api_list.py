@@ -132,11 +132,16 @@ def test_it_answers_a_bad_after_id_with_400(reader_client, mixed_signals, value)
     assert list(response.json()) == ["after_id"]
 
 
-def test_it_answers_an_after_id_beyond_bigint_without_a_500(reader_client, mixed_signals):
-    response = reader_client.get(f"{URL}?after_id={10 ** 30}")
-    assert response.status_code in (200, 400)
-    if response.status_code == 200:
-        assert response.json()["results"] == []
+@pytest.mark.parametrize("value", [2**63, 10**30])
+def test_it_answers_an_after_id_beyond_bigint_with_400(reader_client, mixed_signals, value):
+    response = reader_client.get(f"{URL}?after_id={value}")
+    assert response.status_code == 400
+    assert response.json() == {"after_id": [f"Must be a non-negative integer of at most {2**63 - 1}."]}
+
+
+def test_it_accepts_the_largest_bigint_after_id(reader_client, mixed_signals):
+    response = reader_client.get(f"{URL}?after_id={2**63 - 1}")
+    assert response.status_code == 200 and response.json()["results"] == []
 
 
 # --- detail ------------------------------------------------------------------------------------
