@@ -14,6 +14,8 @@ import logging
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, Iterable, Sequence
 
+from django.db import connections
+
 from .aggregation import MINUTE_MS
 from .tasks import strategies_evaluate
 from .types import Kline, Trade
@@ -67,4 +69,6 @@ class CandleCloseWatch:
             logger.warning("could not enqueue strategy evaluation for %s: %s", ", ".join(symbols), exc)
 
     def close(self) -> None:
+        # An eagerly run task (tests, CELERY_TASK_ALWAYS_EAGER) used the database here.
+        self._thread.submit(connections.close_all)
         self._thread.shutdown(wait=True)

@@ -158,6 +158,35 @@ def strategy_config_delete(*, config_id: int) -> None:
         config.delete()
 
 
+# Tuned for the simulator's 1m random walk: together they propose a signal every
+# minute or two, with levels close enough (1 and 1.5 ATRs) that outcomes are decided
+# within minutes. (strategy, symbol, timeframe, params, cooldown minutes)
+DEMO_CONFIGS: tuple[tuple[str, str, str, dict[str, Any], int], ...] = (
+    ("ema_crossover", "BTCUSDT", "1m", {"fast": 3, "slow": 8, "stop_atr": 1.0, "take_profit_atr": 1.5,
+                                        "ladder": 2}, 5),
+    ("rsi_reversal", "ETHUSDT", "1m", {"rsi_period": 7, "oversold": 35.0, "overbought": 65.0, "stop_atr": 1.0,
+                                       "take_profit_atr": 1.5}, 5),
+    ("bollinger_breakout", "SOLUSDT", "1m", {"period": 20, "k": 2.0, "stop_atr": 1.0, "take_profit_atr": 1.5}, 5),
+    ("macd_cross", "BTCUSDT", "5m", {}, 30),
+)
+
+
+def demo_strategies_seed() -> tuple[list[StrategyConfig], list[str]]:
+    """Create the demo configs that do not exist yet (by strategy, symbol and
+    timeframe; existing ones are left as the operator set them). Returns (created,
+    symbols skipped because their instrument does not exist)."""
+    created, missing = [], []
+    for strategy, symbol, timeframe, params, cooldown in DEMO_CONFIGS:
+        if not Instrument.objects.filter(symbol=symbol).exists():
+            missing.append(symbol)
+            continue
+        if StrategyConfig.objects.filter(strategy=strategy, instrument__symbol=symbol, timeframe=timeframe).exists():
+            continue
+        created.append(strategy_config_create(strategy=strategy, symbol=symbol, timeframe=timeframe, params=params,
+                                              cooldown_minutes=cooldown))
+    return created, sorted(set(missing))
+
+
 # --- running ---------------------------------------------------------------------------
 
 @dataclass
