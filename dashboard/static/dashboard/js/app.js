@@ -5,7 +5,7 @@
 //   ?transport=ws|sse|poll  force one transport (default: auto, WebSocket first)
 //   window.SIGNALS_FEED_OPTIONS = {...}  set before this module runs, overrides
 //                                        timings in feed.js (ping, backoff, polling)
-//   window.SIGNALS_PAGE_OPTIONS = {...}  page timings: priceMs, candleMs, statsDebounceMs, ackMs
+//   window.SIGNALS_PAGE_OPTIONS = {...}  page timings: priceMs, candleMs, healthMs, statsDebounceMs, ackMs
 // `window.signalsDashboard` exposes the live objects and the badge's state history.
 
 import { LiveFeed, TRANSPORTS } from './feed.js';
@@ -22,11 +22,14 @@ import { HistoryPager } from './history.js';
 import { Receipts } from './receipts.js';
 import { clearFilters, matchesFilters, readFilters } from './filters.js';
 import { toEpochSeconds } from './chart_base.js';
+import { isOpen } from './levels.js';
 
 const $ = (id) => document.getElementById(id);
 const boot = JSON.parse($('dashboard-boot').textContent);
 const urls = boot.urls;
-const pageOpts = { priceMs: 5000, candleMs: 4000, statsDebounceMs: 1200, ackMs: 5000, ...(window.SIGNALS_PAGE_OPTIONS || {}) };
+const pageOpts = {
+  priceMs: 5000, candleMs: 4000, healthMs: 30000, statsDebounceMs: 1200, ackMs: 5000, ...(window.SIGNALS_PAGE_OPTIONS || {}),
+};
 const params = new URLSearchParams(window.location.search);
 const transport = TRANSPORTS.includes(params.get('transport')) ? params.get('transport') : 'auto';
 const marketOf = new Map(boot.instruments.map((i) => [i.symbol, i.market]));
@@ -68,7 +71,7 @@ function showChart(symbol, timeframe = chartTimeframe.value) {
     priceChart.placeholder.dataset.kind = 'empty';
     return;
   }
-  priceChart.configs = strategyConfigs.filter((c) => c.symbol === chosen && c.enabled !== false);
+  priceChart.configs = chartConfigs(chosen, chartTimeframe.value);
   priceChart.show({ symbol: chosen, market: marketOf.get(chosen), timeframe: chartTimeframe.value });
   prices.tick();
 }
@@ -106,11 +109,16 @@ async function refreshSignal(id) {
     const res = await fetch(`${urls.signals}${id}/`, { credentials: 'same-origin', headers: { Accept: 'application/json' } });
     if (!res.ok) return;
     const fresh = await res.json();
-    if (table.replace(fresh) && table.selectedId === id) {
-      detail.show(table.get(id));
-      priceChart.redraw();
-    }
+    if (!table.replace(fresh)) return;
+    if (detail.signal?.id === id) showDetail();
+    if (fresh.symbol === priceChart.symbol) priceChart.redraw();
   } catch (err) { /* the panel keeps what it has */ }
+}
+
+/** Enabled strategy configs of a symbol on this timeframe: their indicators are
+ *  computed on these candles, so another timeframe's would mislead. */
+function chartConfigs(symbol, timeframe) {
+  return strategyConfigs.filter((c) => c.symbol === symbol && c.timeframe === timeframe && c.enabled !== false);
 }
 
 async function loadStrategies() {
@@ -119,7 +127,7 @@ async function loadStrategies() {
     if (!res.ok) return; // an older server has none: no overlays
     const body = await res.json();
     strategyConfigs = Array.isArray(body) ? body : (body.results || []);
-    priceChart.setStrategies(strategyConfigs.filter((c) => c.symbol === priceChart.symbol && c.enabled !== false));
+    priceChart.setStrategies(chartConfigs(priceChart.symbol, priceChart.timeframe));
   } catch (err) { /* no overlays */ }
 }
 
@@ -154,7 +162,7 @@ const prices = new PriceTicker({
 const badge = new ConnectionBadge({ badge: $('conn-badge'), textEl: $('conn-text'), viaEl: $('conn-via'), announcer: $('conn-announcer') });
 const health = new HealthPanel({
   root: $('health'), textEl: $('health-text'), listEl: $('health-components'), updatedEl: $('health-updated'),
-  url: urls.health,
+  url: urls.health, refreshMs: pageOpts.healthMs,
 });
 const notifier = new Notifier($('notify-toggle'));
 const baseTitle = document.title;
@@ -192,7 +200,12 @@ function onSignal(signal) {
 function onOutcome(id, outcome) {
   table.updateOutcome(id, outcome);
   const signal = table.get(id);
-  if (signal && signal.symbol === priceChart.symbol) priceChart.redraw();
+  if (signal && signal.symbol === priceChart.symbol) {
+    priceChart.redraw();
+    // A leg closing may move the stop by the signal's rule; the frame carries the
+    // outcome only, so read the signal's stop in force again.
+    if (isOpen(signal) || detail.signal?.id === id) refreshSignal(id);
+  }
   if (detail.signal?.id === id) showDetail();
   stats.nudge();
 }

@@ -55,6 +55,12 @@ function nowCell(signal, price) {
   ];
 }
 
+/** How far an outcome has got: closed legs, and whether it is decided. */
+function progress(outcome) {
+  const closedLegs = (outcome?.legs || []).filter((l) => l.status && l.status !== 'open').length;
+  return closedLegs + ((outcome?.status || 'open') === 'open' ? 0 : 1000);
+}
+
 export function renderRow(signal, price) {
   const conf = Math.max(0, Math.min(100, Number(signal.confidence) || 0));
   const isLong = signal.direction === 'long';
@@ -238,9 +244,17 @@ export class SignalTable {
     return true;
   }
 
-  /** Replace one signal's payload (a fresher copy from the API). */
+  /** Replace one signal's payload (a fresher copy from the API). A read that was
+   *  overtaken by an outcome frame never takes the outcome back: outcomes only
+   *  move forward, so the further one wins; amendments are merged by id. */
   replace(signal) {
-    if (!this.signals.has(signal.id)) return false;
+    const known = this.signals.get(signal.id);
+    if (!known) return false;
+    if (progress(signal.outcome) < progress(known.outcome)) {
+      signal = { ...signal, outcome: known.outcome, effective_stop: known.effective_stop ?? signal.effective_stop };
+    }
+    const events = new Map([...(known.events || []), ...(signal.events || [])].map((e) => [e.id, e]));
+    signal.events = [...events.values()].sort((a, b) => a.id - b.id);
     this.signals.set(signal.id, signal);
     const row = this._rowOf(signal.id);
     if (row) this._redrawRow(row, signal, false);
