@@ -296,3 +296,47 @@ class IdempotencyRecord(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["user", "key"], name="idempotency_user_key")]
+
+
+class SourceDayStats(models.Model):
+    """Per source and UTC day of signal creation: what /api/stats/ sums.
+
+    Maintained in the same transaction as the write it counts (signal_create and
+    every outcome close), so statistics never scan the signals table; rebuilt from
+    scratch by `signals.services.stats.stats_rebuild`. Derived data: not permanent.
+    docs/methodology.md defines each count.
+    """
+
+    source = models.CharField(max_length=64)
+    day = models.DateField()
+    signals = models.PositiveIntegerField(default=0)
+    closed = models.PositiveIntegerField(default=0)  # decided with an R (not open, not cancelled)
+    wins = models.PositiveIntegerField(default=0)
+    losses = models.PositiveIntegerField(default=0)
+    breakeven = models.PositiveIntegerField(default=0)
+    expired = models.PositiveIntegerField(default=0)
+    cancelled = models.PositiveIntegerField(default=0)
+    r_sum = models.DecimalField(max_digits=20, decimal_places=4, default=0)
+    excursions = models.PositiveIntegerField(default=0)  # closed signals with MFE/MAE known
+    mfe_sum = models.DecimalField(max_digits=20, decimal_places=4, default=0)
+    mae_sum = models.DecimalField(max_digits=20, decimal_places=4, default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["source", "day"], name="sourcedaystats_source_day")]
+        indexes = [models.Index(fields=["day"], name="sourcedaystats_day")]
+
+
+class SourceDayLegStats(models.Model):
+    """Per source, UTC creation day and target number: legs of closed signals."""
+
+    source = models.CharField(max_length=64)
+    day = models.DateField()
+    target = models.PositiveSmallIntegerField()  # 1 = the nearest target
+    eligible = models.PositiveIntegerField(default=0)  # closed signals that had this target
+    reached = models.PositiveIntegerField(default=0)  # ... whose leg hit it
+    r_sum = models.DecimalField(max_digits=20, decimal_places=4, default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["source", "day", "target"],
+                                               name="sourcedaylegstats_source_day_target")]
+        indexes = [models.Index(fields=["day"], name="sourcedaylegstats_day")]

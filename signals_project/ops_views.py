@@ -1,6 +1,6 @@
-"""Operator doors: /health/ (+ live, ready), /metrics and /api/stats/ (thin; the
-logic lives in pipeline.health, pipeline.health_facts, pipeline.ops_metrics and
-signals.stats)."""
+"""Operator doors: /health/ (+ live, ready) and /metrics (thin; the logic lives in
+pipeline.health, pipeline.health_facts and pipeline.ops_metrics). /api/stats/ is in
+stats_views."""
 from __future__ import annotations
 
 import hmac
@@ -8,14 +8,9 @@ import ipaddress
 
 from django.conf import settings
 from django.http import HttpResponse, JsonResponse
-from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import extend_schema
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from rest_framework.decorators import api_view
-from rest_framework.response import Response
 
 from pipeline.health_facts import dependencies_check, health_current
-from signals.stats import stats_24h
 
 
 def health(request):
@@ -60,8 +55,3 @@ def metrics_view(request):
                             status=403, content_type="text/plain")
     return HttpResponse(generate_latest(), content_type=CONTENT_TYPE_LATEST)
 
-
-@extend_schema(responses=OpenApiTypes.OBJECT)  # a schema for /api/schema/ (and check --deploy)
-@api_view(["GET"])
-def stats(request):
-    return Response(stats_24h())

@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from . import ops_views
+from . import ops_views, stats_views
 
 admin.site.site_header = "Trading signals admin"
 admin.site.site_title = "Trading signals"
@@ -14,7 +14,7 @@ urlpatterns = [
     path("api/market/", include("pipeline.urls")),
     path("api/strategies/", include("pipeline.strategy_urls")),
     path("api/", include("integrations.api.urls")),
-    path("api/stats/", ops_views.stats, name="stats"),
+    path("api/stats/", stats_views.stats, name="stats"),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("api-auth/", include("rest_framework.urls")),

@@ -24,6 +24,7 @@ from ..models import Direction, IdempotencyRecord, Instrument, OutcomeStatus, Si
 from ..prices import PriceError, price_parse
 from ..timeframes import DEFAULT_SIGNAL_TIMEFRAME, SIGNAL_TIMEFRAMES
 from .ladders import stop_rule_clean, targets_clean
+from .stats import stats_count_signal
 
 # Arbitrary constant naming our advisory lock; one lock serializes all signal inserts.
 _SIGNAL_CREATE_LOCK_KEY = 0x5167_4E41  # "SgNA"
@@ -335,6 +336,7 @@ def signal_create(
                 **trigger_columns,
             )
             SignalOutcome.objects.create(signal=signal, status=OutcomeStatus.OPEN, stop_price=signal.stop_loss)
+            stats_count_signal(signal)
             if idempotency_key is not None:
                 IdempotencyRecord.objects.create(
                     user=created_by, key=idempotency_key, fingerprint=fingerprint, signal=signal

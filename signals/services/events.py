@@ -19,6 +19,7 @@ from ..prices import PriceError, decimal_str, price_parse
 from ..selectors import stop_in_force
 from .create import MAX_NOTE_LENGTH, SignalValidationError
 from .outcomes import legs_normalize, legs_open
+from .stats import stats_count_outcome
 
 
 class AmendmentRefused(Exception):
@@ -125,5 +126,7 @@ def signal_event_create(*, signal_id: int, event_type: str, price: Any = None, r
         event_broadcast_on_commit(event)
         if event_type == EventType.CANCEL:
             _cancel_outcome(signal, event)
-            outcome_broadcast_on_commit(SignalOutcome.objects.select_related("signal").get(signal_id=signal_id))
+            cancelled = SignalOutcome.objects.select_related("signal").get(signal_id=signal_id)
+            stats_count_outcome(signal, cancelled)
+            outcome_broadcast_on_commit(cancelled)
     return event

@@ -18,6 +18,7 @@ from ..broadcast import outcome_broadcast_on_commit
 from ..models import Direction, OutcomeStatus, Signal, SignalOutcome
 from ..prices import decimal_str, price_quantize
 from ..selectors import iso_utc
+from .stats import stats_count_outcome
 
 # r_multiple is NUMERIC(12, 4); a stop a hair away from the entry could overflow it.
 _MAX_R_MULTIPLE = Decimal("99999999.9999")
@@ -92,6 +93,7 @@ def signal_outcome_close(
         if not updated:
             return None
         outcome = SignalOutcome.objects.select_related("signal").get(signal_id=signal_id)
+        stats_count_outcome(signal, outcome)
         outcome_broadcast_on_commit(outcome)
     return outcome
 
@@ -151,6 +153,8 @@ def signal_outcome_progress(
         SignalOutcome.objects.filter(signal_id=signal_id, status=OutcomeStatus.OPEN).update(**values)
         for field, value in values.items():
             setattr(current, field, value)
+        if status != OutcomeStatus.OPEN:
+            stats_count_outcome(current.signal, current)
         if changed:
             outcome_broadcast_on_commit(current)
     return current
