@@ -37,7 +37,7 @@ def counted(instruments, staff_user):
     legs = [{"target": "110", "portion": "0.5", "status": "tp_hit", "closed_at": now, "exit_price": "110", "r": "1"},
             {"target": "120", "portion": "0.5", "status": "sl_hit", "closed_at": now, "exit_price": "100", "r": "0"}]
     signal_outcome_progress(signal_id=ladder.pk, legs=legs, stop_price="100", evaluated_until=now, state={},
-                            mfe_r="1.5", mae_r="-0.3", status="sl_hit", closed_at=now, exit_price="100",
+                            mfe_r="1.5", mae_r="0.3", status="sl_hit", closed_at=now, exit_price="100",
                             r_multiple="0.5")
     signal_event_create(signal_id=_signal(created_by=staff_user).pk, event_type="cancel", created_by=staff_user)
     _signal()
@@ -45,7 +45,7 @@ def counted(instruments, staff_user):
     signal_outcome_close(signal_id=old.pk, status="expired", exit_price="98")
     beta = _signal(source="beta")
     signal_outcome_progress(signal_id=beta.pk, legs=[{**legs[1], "status": "closed", "r": "0"}], stop_price="90",
-                            evaluated_until=now, state={}, mfe_r="0.2", mae_r="-0.1", status="closed",
+                            evaluated_until=now, state={}, mfe_r="0.2", mae_r="0.1", status="closed",
                             closed_at=now, exit_price="100", r_multiple="0")
     return now
 
@@ -56,7 +56,7 @@ def test_it_counts_each_source_by_the_published_method(staff_client, counted):
     alpha = body["per_source"]["alpha"]
     assert alpha["all_time"] == {
         "signals": 6, "open": 1, "closed": 4, "wins": 2, "losses": 2, "breakeven": 0, "expired": 1,
-        "cancelled": 1, "win_rate": 0.5, "avg_r": 0.325, "avg_mfe_r": 1.5, "avg_mae_r": -0.3,
+        "cancelled": 1, "win_rate": 0.5, "avg_r": 0.325, "avg_mfe_r": 1.5, "avg_mae_r": 0.3,
         "legs": [{"target": 1, "eligible": 4, "reached": 2, "reached_share": 0.5, "avg_r": 0.45},
                  {"target": 2, "eligible": 1, "reached": 0, "reached_share": 0.0, "avg_r": 0.0}]}
     recent = alpha["last_days"]
