@@ -43,6 +43,8 @@ TransactionTestCase._fixture_teardown = _fixture_teardown_without_triggers
 
 def pytest_configure(config):
     url = os.environ.get("DATABASE_URL", "")
+    if os.environ.get("SIGNALS_TEST_ON_SQLITE") == "1" and not url:
+        return  # the storage tests re-run on the embedded default (pipeline/tests/test_candles_on_sqlite.py)
     if not url.startswith(("postgres://", "postgresql://")):
         raise pytest.UsageError(
             "The test suite runs on PostgreSQL: set DATABASE_URL=postgres://... (bin/test does)."
