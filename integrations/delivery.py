@@ -206,7 +206,8 @@ def message_attempt(*, message_id: str, client: OutboundClient, now: dt.datetime
         )
         if success:
             Message.objects.filter(pk=message_id).update(status=MessageStatus.DELIVERED, delivered_at=now)
-            Channel.objects.filter(pk=channel.pk, failing_since__isnull=False).update(failing_since=None)
+            if channel.failing_since is not None:
+                Channel.objects.filter(pk=channel.pk).update(failing_since=None)
         else:
             if retry_in is None:
                 Message.objects.filter(pk=message_id).update(status=MessageStatus.FAILED)
