@@ -51,6 +51,18 @@ def pytest_configure(config):
         )
 
 
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """A skipped test fails the run: a missing service or browser must be fixed, not
+    silently left out (bin/test's promise: fail, never skip)."""
+    outcome = yield
+    report = outcome.get_result()
+    if report.skipped and not hasattr(report, "wasxfail"):
+        reason = report.longrepr[-1] if isinstance(report.longrepr, tuple) else report.longrepr
+        report.outcome = "failed"
+        report.longrepr = f"skipped tests are not allowed here; fix the cause instead: {reason}"
+
+
 # --- data fixtures ---------------------------------------------------------------------
 
 @pytest.fixture
