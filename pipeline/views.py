@@ -3,7 +3,6 @@ required (DRF default). Bad parameters answer 400 with field errors; a symbol wi
 no data yet answers 404; nothing here is allowed to answer 500 for user input."""
 from __future__ import annotations
 
-import datetime as dt
 import time
 
 from django.utils import timezone
@@ -14,7 +13,7 @@ from rest_framework.decorators import api_view
 from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 
-from signals.selectors import decimal_str
+from signals.selectors import decimal_str, iso_utc
 
 from .aggregation import TIMEFRAMES
 from .candle_sql import ms_to_dt
@@ -54,17 +53,13 @@ def _query(serializer_class, request) -> dict:
     return serializer.validated_data
 
 
-def _iso(value, timespec: str = "auto") -> str:
-    return value.astimezone(dt.timezone.utc).isoformat(timespec=timespec).replace("+00:00", "Z")
-
-
 def _unknown(exc: UnknownSymbolError) -> ValidationError:
     return ValidationError({"symbol": [str(exc)]})
 
 
 def candle_payload(candle: Candle) -> dict:
     return {
-        "open_time": _iso(candle.open_time),
+        "open_time": iso_utc(candle.open_time),
         "open": decimal_str(candle.open),
         "high": decimal_str(candle.high),
         "low": decimal_str(candle.low),
@@ -106,7 +101,8 @@ def market_latest(request):
     return Response({
         "symbol": latest.symbol,
         "price": decimal_str(latest.price),
-        "ts": _iso(ms_to_dt(latest.ts_ms), "milliseconds"),
+        # Trade times are whole milliseconds: show exactly three decimals.
+        "ts": ms_to_dt(latest.ts_ms).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
         "age_seconds": round(max(0.0, time.time() - latest.ts_ms / 1000), 3),
     })
 

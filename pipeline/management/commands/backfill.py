@@ -16,6 +16,7 @@ from tqdm import tqdm
 from pipeline.aggregation import TIMEFRAMES
 from pipeline.candle_sql import dt_to_ms, ms_to_dt
 from pipeline.selectors import UnknownSymbolError, candle_gaps, instrument_get
+from signals.selectors import iso_utc
 
 DATE_HELP = "YYYY-MM-DD or YYYY-MM-DDTHH:MM[:SS] (UTC unless an offset is given)"
 
@@ -35,7 +36,7 @@ def _parse_when(value: str, option: str) -> dt.datetime:
 
 
 def _iso(ms: int) -> str:
-    return ms_to_dt(ms).isoformat().replace("+00:00", "Z")
+    return iso_utc(ms_to_dt(ms))
 
 
 class Command(BaseCommand):
