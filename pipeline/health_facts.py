@@ -10,6 +10,7 @@ stored with the previous snapshot.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 import time
 from typing import Any
@@ -25,7 +26,7 @@ from signals.broadcast import health_broadcast
 
 from .health import HealthFacts, MarketFacts, StrategyFacts, StreamFacts, health_score, health_status_for
 from .models import StrategyConfig
-from .redis_store import redis_client
+from .redis_store import redis_client, redis_key
 from .services import health_snapshot_record
 from .selectors import health_snapshot_latest, market_data_health
 from .shared_counters import shared_counter_totals
@@ -36,6 +37,10 @@ logger = logging.getLogger(__name__)
 # A strategy config is late when the newest closed candle of its timeframe closed
 # more than this long ago and it has not been evaluated on it.
 STRATEGY_GRACE_SECONDS = 90
+# A check older than this (three beat intervals) means beat or the worker stopped:
+# readers then score the facts themselves rather than serve an old verdict.
+SNAPSHOT_MAX_AGE_SECONDS = 90
+_LATEST_KEY = "health:latest"
 # The counters whose growth is an error, and those that count the work done.
 _ERROR_COUNTERS = ("malformed", "ingest_errors", "task_failures")
 _EVENT_COUNTERS = ("messages", "tasks")
@@ -174,6 +179,11 @@ def health_check_record(*, now: dt.datetime | None = None) -> dict[str, Any]:
             health_snapshot_record(health=health, totals=totals, now=now, keep_hours=settings.HEALTH_HISTORY_HOURS)
         except Exception:  # noqa: BLE001 - the database went away mid-check: still report
             logger.exception("could not store the health snapshot")
+    try:
+        # The copy /health/ and /metrics read: one Redis GET instead of a query.
+        redis_client(decode=True).set(redis_key(_LATEST_KEY), json.dumps(health), ex=SNAPSHOT_MAX_AGE_SECONDS)
+    except Exception:  # noqa: BLE001 - readers fall back to the stored snapshot
+        logger.warning("could not cache the health check in Redis", exc_info=True)
     if health["status"] != "ok":
         reasons = "; ".join(f"{n}: {c['reason']}" for n, c in health["components"].items() if c["reason"])
         logger.warning("health %s %d: %s", health["status"], health["score"], reasons)
@@ -181,9 +191,6 @@ def health_check_record(*, now: dt.datetime | None = None) -> dict[str, Any]:
     return health
 
 
-# A stored check older than this (three beat intervals) means beat or the worker
-# stopped: readers then score the facts themselves rather than serve an old verdict.
-SNAPSHOT_MAX_AGE_SECONDS = 90
 
 
 def _timed(check) -> dict[str, Any]:
@@ -198,20 +205,35 @@ def dependencies_check() -> tuple[dict[str, Any], dict[str, Any]]:
     return _timed(database_check), _timed(redis_check)
 
 
+def health_latest() -> dict[str, Any] | None:
+    """The last check as {"score", "components", "checked_at"} if younger than
+    SNAPSHOT_MAX_AGE_SECONDS: from Redis (one GET), else the stored snapshot."""
+    try:
+        raw = redis_client(decode=True).get(redis_key(_LATEST_KEY))
+    except Exception:  # noqa: BLE001 - Redis down: the database still has it
+        raw = None
+    if raw:
+        cached = json.loads(raw)
+        return {"score": cached["score"], "components": cached["components"], "checked_at": cached.get("at")}
+    snapshot = health_snapshot_latest()
+    if snapshot is None or (timezone.now() - snapshot.created_at).total_seconds() > SNAPSHOT_MAX_AGE_SECONDS:
+        return None
+    return {"score": snapshot.score, "components": snapshot.components, "checked_at": snapshot.created_at.isoformat()}
+
+
 def health_current(*, now: dt.datetime | None = None) -> dict[str, Any]:
     """`{"status", "score", "components", "database", "redis", "checked_at"[, "note"]}`.
 
-    Cheap: the newest stored check plus a live check of the database and Redis;
-    scored from fresh facts only when no check was stored recently."""
+    Cheap: the last check (health_latest) plus a live check of the database and
+    Redis; scored from fresh facts only when no check was made recently."""
     now = now or timezone.now()
     database, redis = dependencies_check()
     body: dict[str, Any] = {"status": "down", "score": 0, "components": {}, "database": database, "redis": redis,
                             "checked_at": None}
     if database["status"] == "ok":
-        snapshot = health_snapshot_latest()
-        if snapshot is not None and (now - snapshot.created_at).total_seconds() <= SNAPSHOT_MAX_AGE_SECONDS:
-            body.update(score=snapshot.score, components=snapshot.components,
-                        checked_at=snapshot.created_at.isoformat())
+        latest = health_latest()
+        if latest is not None:
+            body.update(latest)
         else:
             scored = health_score(health_facts_collect(now=now)[0])
             body.update(score=scored["score"], components=scored["components"], checked_at=now.isoformat(),

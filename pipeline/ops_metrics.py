@@ -20,7 +20,7 @@ from signals.selectors import signal_max_id
 
 from .feeds import health_store
 from .feeds.state import ConnectionState
-from .selectors import health_snapshot_latest
+from .health_facts import health_latest
 from .shared_counters import shared_counter_inc, shared_summary_observe
 
 logger = logging.getLogger(__name__)
@@ -50,9 +50,7 @@ class PipelineCollector:
 
     def _feed(self) -> Iterable:
         try:
-            process = health_store.feed_process()
-            connections = health_store.feed_connections()
-            fallback = health_store.fallback_state_get()
+            process, connections, fallback = health_store.feed_overview()
         except Exception:  # noqa: BLE001 - Redis down: no feed figures this scrape
             logger.debug("feed figures unavailable", exc_info=True)
             return
@@ -87,23 +85,20 @@ class PipelineCollector:
 
     def _health(self) -> Iterable:
         try:
-            snapshot = health_snapshot_latest()
+            latest = health_latest()
         except Exception:  # noqa: BLE001
-            logger.debug("health snapshot unavailable", exc_info=True)
+            logger.debug("health check unavailable", exc_info=True)
             return
-        if snapshot is None:
-            return
-        score = GaugeMetricFamily("health_score", "Health score 0-100 at the last stored check")
-        score.add_metric([], snapshot.score)
+        if latest is None:
+            return  # no check within SNAPSHOT_MAX_AGE_SECONDS: absent, not a stale number
+        score = GaugeMetricFamily("health_score", "Health score 0-100 at the last check")
+        score.add_metric([], latest["score"])
         yield score
         points = GaugeMetricFamily("health_component_points", "Points of each health component",
                                    labels=["component"])
-        for name, component in sorted(snapshot.components.items()):
+        for name, component in sorted(latest["components"].items()):
             points.add_metric([name], component.get("points", 0))
         yield points
-        age = GaugeMetricFamily("health_snapshot_age_seconds", "Seconds since the last stored health check")
-        age.add_metric([], max(0.0, time.time() - snapshot.created_at.timestamp()))
-        yield age
 
 
 def _on_task_prerun(task_id=None, **_kwargs) -> None:

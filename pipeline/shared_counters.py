@@ -90,12 +90,7 @@ def _add(increments: dict[str, dict[str, float]]) -> None:
         logger.warning("shared counters unavailable for %ss: %s", _PAUSE_AFTER_FAILURE_SECONDS, exc)
 
 
-def shared_counter_totals(name: str) -> dict[tuple[tuple[str, str], ...], float]:
-    """{label pairs: total} of a counter (empty when Redis is unavailable)."""
-    try:
-        raw = _redis().hgetall(_key(name))
-    except redis.RedisError:
-        return {}
+def _parse(raw: dict[str, str]) -> dict[tuple[tuple[str, str], ...], float]:
     out = {}
     for field, value in raw.items():
         try:
@@ -103,6 +98,23 @@ def shared_counter_totals(name: str) -> dict[tuple[tuple[str, str], ...], float]
         except (ValueError, TypeError):
             continue
     return out
+
+
+def shared_counter_totals(name: str) -> dict[tuple[tuple[str, str], ...], float]:
+    """{label pairs: total} of a counter (empty when Redis is unavailable)."""
+    return shared_totals([name])[name]
+
+
+def shared_totals(names: list[str]) -> dict[str, dict[tuple[tuple[str, str], ...], float]]:
+    """shared_counter_totals of several counters in one round trip."""
+    try:
+        pipe = _redis().pipeline(transaction=False)
+        for name in names:
+            pipe.hgetall(_key(name))
+        raws = pipe.execute()
+    except redis.RedisError:
+        return {name: {} for name in names}
+    return {name: _parse(raw) for name, raw in zip(names, raws)}
 
 
 def _values(labels: tuple[tuple[str, str], ...], names: tuple[str, ...]) -> list[str]:
@@ -119,14 +131,16 @@ class SharedCountersCollector:
         return []
 
     def collect(self) -> Iterable:
+        names = [*COUNTERS, *(f"{n}_{part}" for n in SUMMARIES for part in ("count", "sum"))]
+        totals = shared_totals(names)
         for name, (doc, label_names) in COUNTERS.items():
             family = CounterMetricFamily(name.removesuffix("_total"), doc, labels=label_names)
-            for labels, total in shared_counter_totals(name).items():
+            for labels, total in totals[name].items():
                 family.add_metric(_values(labels, label_names), total)
             yield family
         for name, (doc, label_names) in SUMMARIES.items():
             family = SummaryMetricFamily(name, doc, labels=label_names)
-            sums = shared_counter_totals(f"{name}_sum")
-            for labels, count in shared_counter_totals(f"{name}_count").items():
+            sums = totals[f"{name}_sum"]
+            for labels, count in totals[f"{name}_count"].items():
                 family.add_metric(_values(labels, label_names), count_value=count, sum_value=sums.get(labels, 0.0))
             yield family

@@ -34,18 +34,20 @@ def health_ready(request):
 
 
 def _metrics_allowed(request) -> bool:
-    user = getattr(request, "user", None)
-    if user is not None and user.is_authenticated and user.is_staff:
+    # Cheapest first: the address, then the token, then a session (a database read).
+    try:
+        address = ipaddress.ip_address(request.META.get("REMOTE_ADDR", ""))
+    except ValueError:
+        address = None
+    if address is not None and any(address in ipaddress.ip_network(cidr, strict=False)
+                                   for cidr in settings.METRICS_ALLOW_CIDRS):
         return True
     token = settings.METRICS_TOKEN
     header = request.headers.get("Authorization", "")
     if token and header.startswith("Bearer ") and hmac.compare_digest(header[7:].strip(), token):
         return True
-    try:
-        address = ipaddress.ip_address(request.META.get("REMOTE_ADDR", ""))
-    except ValueError:
-        return False
-    return any(address in ipaddress.ip_network(cidr, strict=False) for cidr in settings.METRICS_ALLOW_CIDRS)
+    user = getattr(request, "user", None)
+    return bool(user is not None and user.is_authenticated and user.is_staff)
 
 
 def metrics_view(request):

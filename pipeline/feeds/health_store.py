@@ -84,6 +84,27 @@ def feed_connections() -> list[dict[str, Any]]:
     return sorted(rows, key=lambda r: r.get("name", ""))
 
 
+def feed_overview() -> tuple[dict[str, Any] | None, list[dict[str, Any]], dict[str, dict[str, Any]]]:
+    """(process, connections, fallback state) in one round trip (for /metrics)."""
+    pipe = _redis().pipeline(transaction=False)
+    pipe.get(_key("process"))
+    pipe.hgetall(_key("connections"))
+    pipe.hgetall(_key("fallback"))
+    process, connections, fallback = pipe.execute()
+    return (json.loads(process) if process else None, _json_rows(connections.values()),
+            dict(zip(fallback, _json_rows(fallback.values()))))
+
+
+def _json_rows(raws) -> list[dict[str, Any]]:
+    rows = []
+    for raw in raws:
+        try:
+            rows.append(json.loads(raw))
+        except ValueError:
+            rows.append({})
+    return rows
+
+
 def feed_process() -> dict[str, Any] | None:
     raw = _redis().get(_key("process"))
     return json.loads(raw) if raw else None

@@ -5,6 +5,16 @@ import pytest
 
 from pipeline.tests.feed_fixtures import feed_redis  # noqa: F401
 
+
+@pytest.fixture(autouse=True)
+def _no_cached_health_check():
+    """Each test starts without the Redis copy of the last health check."""
+    from pipeline.redis_store import redis_client, redis_key
+
+    redis_client().delete(redis_key("health:latest"))
+    yield
+    redis_client().delete(redis_key("health:latest"))
+
 @pytest.mark.django_db
 def test_it_reports_health_with_components(client):
     response = client.get("/health/")
@@ -121,6 +131,7 @@ def test_it_records_a_snapshot_prunes_old_ones_and_pushes_a_health_frame(setting
 
     from asgiref.sync import sync_to_async
     from channels.layers import get_channel_layer
+    from django.test import Client
 
     from pipeline.health_facts import health_check_record
     from pipeline.models import HealthSnapshot
@@ -146,6 +157,10 @@ def test_it_records_a_snapshot_prunes_old_ones_and_pushes_a_health_frame(setting
     rows = list(HealthSnapshot.objects.all())
     assert [r.score for r in rows] == [health["score"]] and old.pk not in [r.pk for r in rows]
     assert rows[0].facts["totals"]["feed_pid"] is None
+    # /health/ serves this check from its Redis copy, even once the row is gone.
+    HealthSnapshot.objects.all().delete()
+    body = Client().get("/health/").json()
+    assert body["score"] == health["score"] and body["checked_at"] == health["at"] and "note" not in body
 
 
 # --- /metrics access and series ---------------------------------------------------------
