@@ -66,6 +66,18 @@ def env_float(name: str, default: float, *, minimum: float | None = None) -> flo
     return _number(name, default, float, "a number", minimum)
 
 
+_RATE_PERIODS = ("s", "sec", "second", "m", "min", "minute", "h", "hour", "d", "day")
+
+
+def env_rate(name: str, default: str) -> str:
+    """A request rate in DRF's syntax, e.g. 120/min (per s, min, hour or day)."""
+    value = env_str(name, default)
+    count, _, period = value.partition("/")
+    if not (count.isdigit() and period in _RATE_PERIODS):
+        raise ImproperlyConfigured(f"{name}={value!r} must look like 60/min (per s, min, hour or day).")
+    return value
+
+
 def env_list(name: str, default: str = "") -> list[str]:
     """A comma-separated list, items stripped, empty items dropped."""
     return [item.strip() for item in env_str(name, default).split(",") if item.strip()]

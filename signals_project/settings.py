@@ -12,7 +12,7 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-from .env import env_bool, env_choice, env_float, env_int, env_list, env_str
+from .env import env_bool, env_choice, env_float, env_int, env_list, env_rate, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("VAR_DIR", str(BASE_DIR / "var")))
@@ -191,7 +191,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_THROTTLE_RATES": {
-        "signal_create": os.environ.get("SIGNAL_CREATE_RATE", "120/min"),
+        "signal_create": env_rate("SIGNAL_CREATE_RATE", "120/min"),
     },
     "EXCEPTION_HANDLER": "signals.api.errors.exception_handler",
 }
@@ -327,8 +327,4 @@ DELIVERY_MAX_ATTEMPTS = env_int("DELIVERY_MAX_ATTEMPTS", 15, minimum=1)
 DELIVERY_PAUSE_AFTER_SECONDS = env_float("DELIVERY_PAUSE_AFTER_SECONDS", 86400.0, minimum=1)
 # A repeated inbound alert (same alert_id, or same body) within this window returns the first signal.
 INBOUND_DEDUP_SECONDS = env_int("INBOUND_DEDUP_SECONDS", 300, minimum=0)
-INBOUND_RATE = env_str("INBOUND_RATE", "60/min")
-_inbound_count, _, _inbound_period = INBOUND_RATE.partition("/")
-if not (_inbound_count.isdigit() and _inbound_period in ("s", "sec", "second", "m", "min", "minute",
-                                                        "h", "hour", "d", "day")):
-    raise ImproperlyConfigured(f"INBOUND_RATE={INBOUND_RATE!r} must look like 60/min (per s, min, hour or day).")
+INBOUND_RATE = env_rate("INBOUND_RATE", "60/min")

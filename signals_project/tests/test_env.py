@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
-from signals_project.env import env_bool, env_choice, env_float, env_int, env_list
+from signals_project.env import env_bool, env_choice, env_float, env_int, env_list, env_rate
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -20,6 +20,11 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_it_reads_the_usual_boolean_spellings(monkeypatch, raw, expected):
     monkeypatch.setenv("SOME_FLAG", raw)
     assert env_bool("SOME_FLAG", not expected) is expected
+
+
+def test_it_reads_a_request_rate(monkeypatch):
+    monkeypatch.setenv("SOME_RATE", "30/hour")
+    assert env_rate("SOME_RATE", "1/min") == "30/hour"
 
 
 def test_it_uses_the_default_when_unset_or_empty(monkeypatch):
@@ -39,6 +44,8 @@ def test_it_uses_the_default_when_unset_or_empty(monkeypatch):
     (lambda: env_float("SOME_VAR", 1.0), "five"),
     (lambda: env_float("SOME_VAR", 1.0), "nan"),
     (lambda: env_choice("SOME_VAR", "a", ("a", "b")), "c"),
+    (lambda: env_rate("SOME_VAR", "1/min"), "120 per minute"),
+    (lambda: env_rate("SOME_VAR", "1/min"), "x/min"),
 ])
 def test_it_refuses_a_malformed_value_naming_the_variable(monkeypatch, reader, raw):
     monkeypatch.setenv("SOME_VAR", raw)
@@ -47,7 +54,8 @@ def test_it_refuses_a_malformed_value_naming_the_variable(monkeypatch, reader, r
 
 
 @pytest.mark.parametrize("name, raw", [("DEBUG", "ture"), ("SECURE_HSTS_SECONDS", "1y"),
-                                       ("WS_WATCHDOG_SECONDS", "soon"), ("CHANNEL_LAYER_BACKEND", "pubsbu")])
+                                       ("WS_WATCHDOG_SECONDS", "soon"), ("CHANNEL_LAYER_BACKEND", "pubsbu"),
+                                       ("SIGNAL_CREATE_RATE", "120/fortnight")])
 def test_it_stops_manage_py_on_a_typo_in_a_setting(name, raw):
     env = dict(os.environ, **{name: raw})
     result = subprocess.run([sys.executable, "manage.py", "check"], cwd=ROOT, env=env,
