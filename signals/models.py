@@ -11,6 +11,8 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 
+from .prices import decimal_str
+
 
 class ImmutableSignalError(Exception):
     """Raised when code tries to delete or edit a signal's content."""
@@ -187,7 +189,7 @@ class Signal(_PermanentModel):
         ]
 
     def __str__(self) -> str:
-        return f"#{self.id} {self.direction} {self.symbol} @ {self.entry_price}"
+        return f"#{self.id} {self.direction} {self.symbol} @ {decimal_str(self.entry_price)}"
 
     @property
     def target_ladder(self) -> list[dict[str, str]]:

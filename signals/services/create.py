@@ -93,7 +93,7 @@ def _levels(f: dict[str, Any], clean: dict[str, Any], errors: dict[str, list[str
     entry = _price(f["entry_price"], "entry_price", errors)
     stop = _price(f["stop_loss"], "stop_loss", errors)
     take = None if f["take_profit"] is None else _price(f["take_profit"], "take_profit", errors)
-    if f["take_profit"] is None and f["targets"] in (None, _MISSING):
+    if f["take_profit"] is None and f["targets"] is None:
         errors.setdefault("take_profit", []).append("This field is required.")
     side = direction if direction in Direction.values else None
     if entry is not None and stop is not None and side:
