@@ -51,6 +51,7 @@ export class HealthPanel {
     this.last = null;         // the last reading {status, score, ...}
     this.receivedAt = 0;      // when it arrived (ms)
     this.connected = true;    // live connection (or polling) working
+    this.reachable = true;    // the last /health/ request answered
   }
 
   start() {
@@ -72,9 +73,12 @@ export class HealthPanel {
     try {
       const res = await fetch(this.url, { credentials: 'same-origin', cache: 'no-store', headers: { Accept: 'application/json' } });
       const body = await res.json();
+      this.reachable = true;
       this.render(body, 'Checked');
     } catch (err) {
-      this.render({ status: 'unknown', components: {} }, 'Health check unreachable');
+      // Keep the last reading on screen, marked as not current (see _paint).
+      this.reachable = false;
+      this._paint();
     } finally {
       this.timer = setTimeout(() => this.refresh(), this.refreshMs);
     }
@@ -84,7 +88,10 @@ export class HealthPanel {
     this.last = health && typeof health === 'object' ? health : { status: 'unknown' };
     this.receivedAt = Date.now();
     this.note = note;
-    const items = Object.entries(this.last.components || {}).map(([name, info]) => componentItem(name, info));
+    // The six scored components, then the dependencies reported beside them.
+    const parts = { ...(this.last.components || {}) };
+    for (const name of ['database', 'redis']) if (this.last[name] && typeof this.last[name] === 'object') parts[name] = this.last[name];
+    const items = Object.entries(parts).map(([name, info]) => componentItem(name, info));
     this.listEl.replaceChildren(...items);
     this._paint();
     this.onHealth?.(this.last);
@@ -92,7 +99,8 @@ export class HealthPanel {
 
   _paint() {
     const fresh = healthFreshness({
-      receivedAt: this.receivedAt, now: Date.now(), maxAgeMs: 2 * this.refreshMs, connected: this.connected,
+      receivedAt: this.receivedAt, now: Date.now(), maxAgeMs: 2 * this.refreshMs,
+      connected: this.connected && this.reachable,
     });
     const status = this.last && typeof this.last.status === 'string' ? this.last.status : 'unknown';
     const known = LABELS[status];
