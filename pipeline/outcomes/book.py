@@ -17,7 +17,19 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Iterable
 
-from .engine import OPEN, Levels, OutcomeState, apply_candle, apply_event, apply_expiry, apply_trade, watch_band
+from .engine import (
+    OPEN,
+    TRAILING,
+    Levels,
+    OutcomeState,
+    apply_candle,
+    apply_event,
+    apply_expiry,
+    apply_extremes,
+    apply_trade,
+    watch_band,
+)
+from .extremes import SuffixExtreme, TrailingIndex
 
 UTC = dt.timezone.utc
 # Recent trades kept per symbol, replayed to a signal the tracker learns about after
@@ -49,6 +61,7 @@ class Tracked:
     state: OutcomeState
     last_event_id: int = 0
     version: int = 0
+    trail_indexed: bool = False
 
 
 @dataclass(slots=True)
@@ -69,6 +82,10 @@ class _SymbolBook:
     last_ms: int | None = None                     # last trade applied to every signal here
     last_price: Decimal | None = None
     recent: deque = field(default_factory=lambda: deque(maxlen=RECENT_TRADES))
+    highs: SuffixExtreme = field(default_factory=lambda: SuffixExtreme(highest=True))
+    lows: SuffixExtreme = field(default_factory=lambda: SuffixExtreme(highest=False))
+    trailing: TrailingIndex = field(default_factory=TrailingIndex)
+    pushes: int = 0
 
 
 class OutcomeBook:
@@ -117,9 +134,26 @@ class OutcomeBook:
         if tracked.state.close_after is not None:
             book.eager.add(tracked.signal_id)
             return
-        low, high = watch_band(tracked.levels, tracked.state)
+        levels = tracked.levels
+        low, high = watch_band(levels, tracked.state)
         heapq.heappush(book.above, (high, tracked.version, tracked.signal_id))
         heapq.heappush(book.below, (-low, tracked.version, tracked.signal_id))
+        if levels.stop_rule.type == TRAILING and not tracked.trail_indexed:
+            book.trailing.add(is_long=levels.is_long, distance_pct=levels.stop_rule.distance_pct,
+                              created_ms=ms_of(levels.created_at), signal_id=tracked.signal_id)
+            tracked.trail_indexed = True
+
+    def sync(self, tracked: Tracked, book: _SymbolBook | None = None) -> None:
+        """Fold the trades skipped since the signal's creation into its state."""
+        book = book or self.book(tracked.symbol)
+        if tracked.state.status != OPEN:
+            return
+        created = ms_of(tracked.levels.created_at)
+        high, low = book.highs.since(created), book.lows.since(created)
+        if high is None:
+            return
+        favourable, adverse = (high, low) if tracked.levels.is_long else (low, high)
+        apply_extremes(tracked.levels, tracked.state, favourable=favourable, adverse=adverse)
 
     def _touched(self, tracked: Tracked, changed: bool, book: _SymbolBook) -> None:
         if changed:
@@ -147,15 +181,34 @@ class OutcomeBook:
             tracked = self.tracked.get(sid)
             if tracked is not None and tracked.version == version:
                 (woken := woken or set()).add(sid)
+        if book.trailing:
+            for sid in book.trailing.hits(price, book.highs, book.lows):
+                tracked = self.tracked.get(sid)
+                if tracked is not None:
+                    tracked.trail_indexed = False
+                    (woken := woken or set()).add(sid)
         if book.eager:
             woken = (woken or set()) | book.eager
         if woken:
             at = at_of(ts_ms)
             for sid in sorted(woken):
                 tracked = self.tracked[sid]
+                self.sync(tracked, book)
                 self._touched(tracked, apply_trade(tracked.levels, tracked.state, price=price, at=at), book)
         book.last_ms, book.last_price = ts_ms, price
         book.recent.append((ts_ms, price))
+        book.highs.push(ts_ms, price)
+        book.lows.push(ts_ms, price)
+        book.pushes += 1
+        if book.pushes % 50_000 == 0:
+            self._prune(symbol, book)
+
+    def _prune(self, symbol: str, book: _SymbolBook) -> None:
+        # Extremes older than every tracked signal of the symbol are never asked for.
+        oldest = min((ms_of(t.levels.created_at) for t in self.tracked.values() if t.symbol == symbol),
+                     default=book.last_ms)
+        book.highs.prune(oldest)
+        book.lows.prune(oldest)
 
     def _expire_due(self, book: _SymbolBook, now_ms: int) -> None:
         """Expire signals whose expiry is before `now_ms` at the last price before it
@@ -170,6 +223,7 @@ class OutcomeBook:
             if price is None:
                 self.unpriced.append(tracked)
                 continue
+            self.sync(tracked, book)
             self._touched(tracked, apply_expiry(tracked.levels, tracked.state, price=price), book)
 
     def expire_by_clock(self, now_ms: int, skip: Iterable[str] = ()) -> list[Tracked]:
@@ -183,6 +237,7 @@ class OutcomeBook:
         return unpriced
 
     def expire_at(self, tracked: Tracked, price: Decimal | None) -> None:
+        self.sync(tracked)
         self._touched(tracked, apply_expiry(tracked.levels, tracked.state, price=price), self.book(tracked.symbol))
 
     # --- replays for time the book did not see live ------------------------------------------
@@ -192,6 +247,8 @@ class OutcomeBook:
         """Bring one signal (not yet added) up to date: candles (complete minutes the
         stream missed), then trades, with amendments (id, kind, at, price) interleaved
         in time. Marks it dirty when anything changed."""
+        if tracked.signal_id in self.tracked:
+            self.sync(tracked)  # the trades it skipped so far
         # Keys in microseconds: an amendment at 12:00:00.500123 comes after a trade at
         # .500 and before one at .501; at the same instant it precedes the tape.
         tape: list[tuple[int, int, object]] = []
@@ -228,7 +285,9 @@ class OutcomeBook:
         tracked = self.tracked.get(signal_id)
         if tracked is None:
             return
-        self._touched(tracked, self._event(tracked, event), self.book(tracked.symbol))
+        book = self.book(tracked.symbol)
+        self.sync(tracked, book)
+        self._touched(tracked, self._event(tracked, event), book)
 
     def recent_after(self, symbol: str, after_ms: int) -> tuple[list[tuple[int, Decimal]], int | None]:
         """(remembered trades of `symbol` after `after_ms`, time of the oldest one
@@ -239,5 +298,9 @@ class OutcomeBook:
         return [(ts, p) for ts, p in recent if ts > after_ms], recent[0][0]
 
     def take_dirty(self) -> list[Tracked]:
+        """The signals whose state changed since the last call, with the excursions
+        of the trades skipped since folded in (what to persist)."""
         dirty, self.dirty = list(self.dirty.values()), {}
+        for tracked in dirty:
+            self.sync(tracked)
         return dirty

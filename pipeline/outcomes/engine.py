@@ -203,7 +203,6 @@ def _close_legs(levels: Levels, state: OutcomeState, status: str, price: Decimal
         if leg.status == OPEN:
             leg.status, leg.closed_at, leg.exit_price = status, at, price
     state.status, state.closed_at, state.exit_price = status, at, price
-    state.pending_stop = None
     state.close_after = None
 
 
@@ -378,18 +377,25 @@ def apply_expiry(levels: Levels, state: OutcomeState, *, price: Decimal | None =
 
 
 def watch_band(levels: Levels, state: OutcomeState) -> tuple[Decimal | None, Decimal | None]:
-    """(low, high): a later trade priced strictly between them changes nothing but
-    `last_price` / `evaluated_until` (no level, no new excursion, no trailing move),
-    so a tracker may skip it. Only meaningful for an open outcome without a pending
-    close (which any trade acts on); (None, None) for a closed one."""
+    """(low, high): the stop in force and the next open target, ordered. A trade
+    priced strictly between them closes no leg and moves no stop except a trailing
+    one; it changes only the excursions, a trailing stop and the last price, which
+    `apply_extremes` folds in later from the extremes of the skipped trades. So a
+    tracker may skip it. Meaningless with a pending close (any trade acts on it);
+    (None, None) for a closed outcome."""
     nxt = next((leg.target for leg in state.legs if leg.status == OPEN), None)
     if nxt is None:
         return None, None
     stop = state.effective_stop
-    if levels.is_long:
-        high = nxt if state.best is None else min(nxt, state.best)
-        low = stop if state.worst is None else max(stop, state.worst)
-    else:
-        low = nxt if state.best is None else max(nxt, state.best)
-        high = stop if state.worst is None else min(stop, state.worst)
-    return low, high
+    return (stop, nxt) if levels.is_long else (nxt, stop)
+
+
+def apply_extremes(levels: Levels, state: OutcomeState, *, favourable: Decimal, adverse: Decimal) -> None:
+    """Fold in trades that were skipped inside the watch band, given their most
+    favourable and most adverse prices: the excursions, and the trailing stop the
+    best of them set (in force from the next trade, as if each had been applied)."""
+    if state.status != OPEN:
+        return
+    _note_excursion(levels, state, favourable, adverse)
+    if levels.stop_rule.type == TRAILING:
+        _rule_move(levels, state, 0, favourable)

@@ -12,6 +12,7 @@ from pipeline.outcomes.engine import (
     apply_candle,
     apply_event,
     apply_expiry,
+    apply_extremes,
     apply_trade,
     levels_build,
     state_new,
@@ -324,19 +325,28 @@ def test_it_rebuilds_the_same_state_from_its_record_mid_tape():
         assert outcome_record(levels, run(levels, tape[3:], rebuilt)) == outcome_record(levels, straight)
 
 
-def test_it_changes_nothing_for_trades_strictly_inside_the_watch_band():
-    levels = ladder({"type": "trailing", "distance_pct": "10"})
-    state = run(levels, [(1, "104"), (2, "97")])       # stop 93.6 from 104
-    low, high = watch_band(levels, state)
-    assert (low, high) == (D("97"), D("104"))
-    before = outcome_record(levels, state)
-    for i, price in enumerate(["97.5", "100", "103.99"]):
-        assert apply_trade(levels, state, price=D(price), at=at(3 + i)) is False
-    after = outcome_record(levels, state)
-    for key in ("evaluated_until",):
-        after.pop(key), before.pop(key)
-    after["state"].pop("last_price"), before["state"].pop("last_price")
-    assert after == before
+def test_it_ends_where_every_trade_ends_when_band_trades_are_skipped_and_folded_in():
+    tape = [(1, "104"), (2, "97"), (3, "103"), (4, "108"), (5, "99.5"), (6, "111"), (7, "107"),
+            (8, "104"), (9, "121"), (10, "116"), (11, "112")]
+    for rule in ({"type": "trailing", "distance_pct": "4"}, {"type": "breakeven", "after_target": 1}, None):
+        levels = ladder(rule)
+        every = run(levels, tape)
+        skipping = state_new(levels)
+        seen: list[Decimal] = []        # the skipped trades' prices, folded in before each band check
+        for seconds, price in tape:
+            if seen:
+                apply_extremes(levels, skipping, favourable=max(seen), adverse=min(seen))
+            low, high = watch_band(levels, skipping)
+            if skipping.status == "open" and low < D(price) < high:
+                seen.append(D(price))
+                continue
+            apply_trade(levels, skipping, price=D(price), at=at(seconds))
+        assert leg_view(skipping) == leg_view(every)
+        expected, got = outcome_record(levels, every), outcome_record(levels, skipping)
+        for record in (expected, got):
+            record.pop("evaluated_until")
+            record["state"].pop("last_price")
+        assert got == expected
 
 
 def test_it_tracks_mfe_and_mae_in_r():
