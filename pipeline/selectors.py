@@ -42,11 +42,16 @@ def instrument_get(*, symbol: str) -> Instrument:
     return instrument
 
 
-def feed_instruments(*, market: str | None = None) -> list[Instrument]:
-    """Active instruments the pipeline follows: FEED_SYMBOLS when set, else all active."""
-    qs = Instrument.objects.filter(active=True)
+def _followed(qs: QuerySet[Instrument]) -> QuerySet[Instrument]:
+    """The one FEED_SYMBOLS rule: when set, only those symbols are followed."""
     if settings.FEED_SYMBOLS:
         qs = qs.filter(symbol__in=[s.upper() for s in settings.FEED_SYMBOLS])
+    return qs
+
+
+def feed_instruments(*, market: str | None = None) -> list[Instrument]:
+    """Active instruments the pipeline follows: FEED_SYMBOLS when set, else all active."""
+    qs = _followed(Instrument.objects.filter(active=True))
     if market is not None:
         qs = qs.filter(market=market)
     return list(qs.order_by("symbol"))
@@ -158,13 +163,10 @@ def readiness_rows() -> dict[str, MarketReadiness]:
 
 def _instruments_with_newest() -> QuerySet[Instrument]:
     newest = Candle.objects.filter(instrument=OuterRef("pk"), timeframe="1m").order_by("-open_time")
-    qs = Instrument.objects.filter(active=True).annotate(
+    return _followed(Instrument.objects.filter(active=True)).annotate(
         newest_open=Subquery(newest.values("open_time")[:1]),
         newest_reached_ms=Subquery(newest.values("last_trade_ms")[:1]),
-    )
-    if settings.FEED_SYMBOLS:
-        qs = qs.filter(symbol__in=[s.upper() for s in settings.FEED_SYMBOLS])
-    return qs.order_by("symbol")
+    ).order_by("symbol")
 
 
 def market_data_health(*, now: dt.datetime | None = None) -> dict[str, Any]:

@@ -30,6 +30,7 @@ from .aggregation import (
     rollup_buckets,
 )
 from .candle_sql import Mode, dt_to_ms
+from .feeds.rest import KlineFetch, kline_pages
 from .latest import latest_prices_set
 from .models import Candle, CandleSource, FeedLease, HealthSnapshot
 from .selectors import FEED_LEASE_NAME, UnknownSymbolError, candle_gaps, feed_instruments
@@ -38,7 +39,6 @@ from .types import Kline, Trade
 
 logger = logging.getLogger(__name__)
 
-KlineFetch = Callable[[str, str, int, int, int], list[Kline]]
 Progress = Callable[[int, int], None]
 BACKFILL_PAGE = 1000
 
@@ -178,16 +178,13 @@ def candles_backfill(*, symbol: str, since_ms: int, until_ms: int | None = None,
     start = bucket_start(since_ms, timeframe)
     total = max(0, -(-(until - start) // size))
     stored = 0
-    while start < until:
-        page = fetch(symbol, timeframe, start, until - 1, BACKFILL_PAGE)
-        wanted = [k for k in page if start <= k.open_ms < until and k.symbol.upper() == symbol]
-        if not wanted:
-            break
-        klines_ingest(klines=wanted)
-        stored += len(wanted)
-        start = max(k.open_ms for k in wanted) + size
+    for page in kline_pages(fetch, symbol=symbol, interval=timeframe, since_ms=start, until_ms=until,
+                            limit=BACKFILL_PAGE):
+        klines_ingest(klines=page)
+        stored += len(page)
         if progress is not None:
-            progress(min(total, (start - bucket_start(since_ms, timeframe)) // size), total)
+            done = (max(k.open_ms for k in page) + size - start) // size
+            progress(min(total, done), total)
     if progress is not None:
         progress(total, total)
     return stored

@@ -24,12 +24,13 @@ from typing import Any
 from django.conf import settings
 from django.utils import timezone
 
+from pipeline.aggregation import MINUTE_MS
+
 from . import health_store
 from .rest import BinanceRestClient, RateLimited, RestError
 
 logger = logging.getLogger(__name__)
 
-MINUTE_MS = 60_000
 # First poll of an outage with no known last message: how far back to look.
 LOOKBACK_MINUTES = 5
 # Longest the lock is held if a worker dies mid-poll.

@@ -13,7 +13,7 @@ import logging
 import time
 import urllib.error
 import urllib.request
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 from urllib.parse import urlencode
 
 from pipeline.types import Kline
@@ -104,20 +104,13 @@ class BinanceRestClient:
 
     def klines_range(self, symbol: str, interval: str, start_ms: int, end_ms: int,
                      progress: Callable[[int], None] | None = None) -> list[Kline]:
-        """All klines opening in [start_ms, end_ms], paging 1,000 at a time."""
-        step = INTERVAL_MS[interval]
+        """All klines opening in [start_ms, end_ms], paging 1,000 at a time (kline_pages)."""
         out: list[Kline] = []
-        cursor = start_ms
-        while cursor <= end_ms:
-            page = self.klines(symbol, interval, cursor, end_ms, MAX_LIMIT)
-            if not page:
-                break
+        for page in kline_pages(self.klines, symbol=symbol, interval=interval, since_ms=start_ms,
+                                until_ms=end_ms + 1):
             out.extend(page)
             if progress:
                 progress(len(page))
-            cursor = page[-1].open_ms + step
-            if len(page) < MAX_LIMIT:
-                break
         return out
 
     # --- transport ----------------------------------------------------------------
@@ -163,6 +156,25 @@ class BinanceRestClient:
 
     def usage(self) -> list[dict[str, Any]]:
         return self.key_pool.usage()
+
+
+KlineFetch = Callable[[str, str, int, int, int], list[Kline]]
+
+
+def kline_pages(fetch: KlineFetch, *, symbol: str, interval: str, since_ms: int, until_ms: int,
+                limit: int = MAX_LIMIT) -> Iterator[list[Kline]]:
+    """The one paging rule for exchange klines: pages of the klines of `symbol`
+    opening in [since_ms, until_ms), oldest first, through `fetch(symbol, interval,
+    start_ms, end_ms, limit)`. Each next page starts after the newest kline of the
+    last one; the first empty page ends it (rows outside the range are ignored)."""
+    symbol, step, cursor = symbol.upper(), INTERVAL_MS[interval], since_ms
+    while cursor < until_ms:
+        page = [k for k in fetch(symbol, interval, cursor, until_ms - 1, limit)
+                if cursor <= k.open_ms < until_ms and k.symbol.upper() == symbol]
+        if not page:
+            return
+        yield page
+        cursor = max(k.open_ms for k in page) + step
 
 
 def _error_code(body: bytes) -> int | None:

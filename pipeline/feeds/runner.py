@@ -28,6 +28,7 @@ from django.db import close_old_connections, connections
 
 from pipeline.outcomes.tracker import OutcomeTracker
 from pipeline.candle_close_watch import CandleCloseWatch
+from pipeline.aggregation import MINUTE_MS
 from pipeline.types import Kline, Trade
 
 from .health_store import feed_health_clear, feed_health_publish
@@ -39,7 +40,6 @@ from .state import ConnectionState
 
 logger = logging.getLogger(__name__)
 
-MINUTE_MS = 60_000
 # Trades kept for retry while the database is unreachable; beyond this the oldest are
 # dropped and the gap backfill repairs the candles from REST later.
 MAX_PENDING_TRADES = 500_000

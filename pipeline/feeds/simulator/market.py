@@ -30,7 +30,8 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Protocol
 
-MINUTE_MS = 60_000
+from pipeline.aggregation import MINUTE_MS
+
 DAY_MINUTES = 1_440
 # Trade ids are minute * TRADE_ID_STRIDE + index: monotonic like the exchange's.
 TRADE_ID_STRIDE = 100_000
