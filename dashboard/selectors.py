@@ -12,7 +12,7 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.db.models import Count, Max, Q, QuerySet
+from django.db.models import Count, Max, QuerySet
 from django.db.models.functions import TruncHour
 from django.utils import timezone
 
@@ -24,7 +24,7 @@ from signals.selectors import decimal_str, signal_list, signal_max_id, signal_pa
 ACTIVITY_HOURS = 24
 RECENT_FOR_SOURCES = 2000
 # Filters the signals API applies itself; the rest are the dashboard's own.
-_API_FILTERS = ("market", "symbol", "source", "direction")
+_API_FILTERS = ("market", "symbol", "source", "direction", "outcome")
 
 
 @dataclass(frozen=True)
@@ -45,11 +45,6 @@ def dashboard_signals(*, filters: dict[str, str]) -> QuerySet[Signal]:
     """Signals matching the page's cleaned filters (dashboard.forms), newest first.
     Dates are whole UTC days, both ends included."""
     qs = signal_list(filters={k: v for k, v in filters.items() if k in _API_FILTERS})
-    outcome = filters.get("outcome")
-    if outcome == OutcomeStatus.OPEN:
-        qs = qs.filter(Q(outcome__isnull=True) | Q(outcome__status=OutcomeStatus.OPEN))
-    elif outcome:
-        qs = qs.filter(outcome__status=outcome)
     if filters.get("min_confidence"):
         qs = qs.filter(confidence__gte=int(filters["min_confidence"]))
     if filters.get("date_from"):

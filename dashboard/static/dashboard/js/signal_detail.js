@@ -38,11 +38,15 @@ export class SignalDetail {
     Object.assign(this, { root, body, hint, urls, csrfToken, canPublish, onChanged });
     this.signal = null;
     this.message = null;
+    this.draft = { price: '', reason: '' }; // what the user typed survives live re-renders
   }
 
   /** `auto`: not picked by the user (the newest on the chart), said in the hint. */
   show(signal, { auto = false } = {}) {
-    if (this.signal?.id !== signal?.id) this.message = null;
+    if (this.signal?.id !== signal?.id) {
+      this.message = null;
+      this.draft = { price: '', reason: '' };
+    }
     this.signal = signal;
     this.auto = auto;
     this.render();
@@ -87,7 +91,9 @@ export class SignalDetail {
     parts.push(this._history(s));
     if (this.canPublish && (o.status || 'open') === 'open') parts.push(this._amendForm(s));
     if (this.message) parts.push(el('p', { class: `amend-msg ${this.message.ok ? 'ok' : 'err'}`, role: 'status', text: this.message.text }));
+    const focused = this.body.contains(document.activeElement) ? document.activeElement.name : null;
     this.body.replaceChildren(...parts);
+    if (focused) this.body.querySelector(`input[name="${focused}"]`)?.focus();
   }
 
   _stopRows(s) {
@@ -119,6 +125,10 @@ export class SignalDetail {
   _amendForm(s) {
     const price = el('input', { type: 'text', inputmode: 'decimal', name: 'price', placeholder: 'New stop', 'aria-label': 'New stop price', class: 'input-sm' });
     const reason = el('input', { type: 'text', name: 'reason', placeholder: 'Reason (optional)', 'aria-label': 'Reason', class: 'input-sm', maxlength: '500' });
+    for (const input of [price, reason]) {
+      input.value = this.draft[input.name];
+      input.addEventListener('input', () => { this.draft[input.name] = input.value; });
+    }
     const button = (type, text, cls) => {
       const b = el('button', { type: 'button', class: `btn btn-sm ${cls}`, 'data-amend': type, text });
       b.addEventListener('click', () => this._post(s.id, type, { price: price.value.trim(), reason: reason.value.trim() }, b));
@@ -148,6 +158,7 @@ export class SignalDetail {
       ok = res.ok;
       if (ok) {
         text = `${EVENT_LABELS[type] || type}: recorded.`;
+        this.draft = { price: '', reason: '' };
         if (payload && payload.id) this.onChanged?.(id, payload);
       } else if (res.status === 404 || res.status === 405) {
         text = 'Amendments are not available on this server yet.';

@@ -15,8 +15,7 @@ function figures(entry, period) {
     ? (entry.all_time || entry.all || entry)
     : (entry.last_days || entry.recent || entry.last_n_days || entry.window || entry[`last_${period}_days`] || entry);
   const wins = num(scoped.wins); const losses = num(scoped.losses);
-  let winRate = num(scoped.win_rate);
-  if (winRate === null && wins !== null && losses !== null && wins + losses > 0) winRate = wins / (wins + losses);
+  const winRate = num(scoped.win_rate);
   return {
     signals: num(scoped.signals ?? scoped.count ?? scoped.total),
     closed: num(scoped.closed ?? (wins !== null && losses !== null ? wins + losses : null)),
@@ -38,13 +37,14 @@ export function perSource(stats, period) {
 /** Headline figures over all sources. */
 export function totals(rows) {
   const sum = (key) => rows.reduce((acc, r) => acc + (r[key] ?? 0), 0);
-  const wins = sum('wins'); const losses = sum('losses');
+  const wins = sum('wins'); const closed = sum('closed');
   const closedWithR = rows.filter((r) => r.avgR !== null && r.closed);
   const rWeight = closedWithR.reduce((acc, r) => acc + r.closed, 0);
+  // Win rate as docs/methodology.md defines it per source: wins among closed signals.
   return {
     signals: sum('signals'),
-    closed: sum('closed'),
-    winRate: wins + losses > 0 ? wins / (wins + losses) : null,
+    closed,
+    winRate: closed > 0 ? wins / closed : null,
     avgR: rWeight ? closedWithR.reduce((acc, r) => acc + r.avgR * r.closed, 0) / rWeight : null,
   };
 }
