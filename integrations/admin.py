@@ -3,31 +3,14 @@ remote's own message, redelivery and resume; inbound tokens (create shows the to
 once, revoke) and the log of inbound alerts."""
 from __future__ import annotations
 
-import datetime as dt
-
 from django.contrib import admin, messages
-from django.db import transaction
-from django.utils import timezone
-from django.utils.html import format_html
+from django.db import models, transaction
+from django.utils.html import format_html, format_html_join
 
 from .models import BrowserPreference, Channel, Delivery, Event, InboundAlertLog, InboundToken
-from .selectors import delivery_counts_24h
+from .selectors import deliveries_recent, delivery_counts_24h
 from .services import inbound_token_create, inbound_token_revoke, message_redeliver
 from .tasks import message_deliver_task
-
-
-class DeliveryInline(admin.TabularInline):
-    model = Delivery
-    fields = ["started_at", "attempt", "success", "status_code", "latency_ms", "error", "response_excerpt"]
-    readonly_fields = fields
-    can_delete = False
-    extra = 0
-    max_num = 0
-    verbose_name_plural = "deliveries of the last 24 h"
-
-    def get_queryset(self, request):
-        since = timezone.now() - dt.timedelta(hours=24)
-        return super().get_queryset(request).filter(started_at__gte=since).order_by("-started_at")[:100]
 
 
 @admin.register(Channel)
@@ -35,9 +18,9 @@ class ChannelAdmin(admin.ModelAdmin):
     list_display = ["id", "kind", "owner", "name", "target", "enabled", "paused", "last_24h"]
     list_filter = ["kind", "enabled"]
     search_fields = ["owner__username", "name", "url", "chat_id"]
-    readonly_fields = ["secret_hint", "failing_since", "created_at", "updated_at"]
+    readonly_fields = ["secret_hint", "failing_since", "created_at", "updated_at", "last_day"]
     exclude = ["secret", "bot_token"]
-    inlines = [DeliveryInline]
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
     actions = ["resume"]
 
     def get_queryset(self, request):
@@ -56,6 +39,19 @@ class ChannelAdmin(admin.ModelAdmin):
         row = delivery_counts_24h(channel_ids=[channel.pk]).get(channel.pk, {"ok": 0, "failed": 0})
         return format_html('<a href="../delivery/?channel__id__exact={}">{} / {}</a>', channel.pk, row["ok"],
                            row["failed"])
+
+    @admin.display(description="deliveries of the last 24 h (newest 100)")
+    def last_day(self, channel: Channel) -> str:
+        rows = deliveries_recent(channel=channel, hours=24, limit=100)
+        if not rows:
+            return "—"
+        body = format_html_join(
+            "", "<tr><td>{}</td><td>{} #{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            ((f"{d.started_at:%Y-%m-%d %H:%M:%S}", d.message.event.type, d.message.event.signal_id, d.attempt,
+              "ok" if d.success else "failed", d.status_code or "—", d.error or d.response_excerpt) for d in rows))
+        head = format_html("<tr><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th></tr>",
+                           "time (UTC)", "event", "attempt", "result", "status", "remote said / error")
+        return format_html("<table>{}{}</table>", head, body)
 
     @admin.display(description="signing secret")
     def secret_hint(self, channel: Channel) -> str:

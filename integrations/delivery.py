@@ -20,7 +20,7 @@ from django.utils import timezone
 from standardwebhooks.webhooks import Webhook
 
 from .formats import discord_message, telegram_message
-from .metrics import DELIVERIES
+from .metrics import delivery_counted
 from .models import Channel, ChannelKind, Delivery, Message, MessageStatus
 from .outbound import HttpAnswer, OutboundClient, OutboundError, OutboundRefused
 
@@ -215,7 +215,7 @@ def message_attempt(*, message_id: str, client: OutboundClient, now: dt.datetime
                 Message.objects.filter(pk=message_id).update(next_attempt_at=now + dt.timedelta(seconds=retry_in))
             _note_failure(channel=channel, now=now, error=error)
     result = "success" if success else ("rate_limited" if retry_after is not None else "failure")
-    DELIVERIES.labels(kind=channel.kind, result=result).inc()
+    delivery_counted(kind=channel.kind, result=result)
     if not success:
         logger.info("delivery %s to %s #%s attempt %s failed: %s", message_id, channel.kind, channel.pk,
                     message.attempts, error)

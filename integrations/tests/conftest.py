@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from integrations import receivers
 from integrations.fakes import FakeRemotes
 
 TELEGRAM_TOKEN = "123456789:AAFakeTokenForTestsOnly_abcdefghijk"
@@ -22,11 +23,26 @@ def remotes(settings):
     fake.stop()
 
 
+@pytest.fixture(autouse=True)
+def _hooks_off():
+    """Committed signals enqueue nothing unless a test asks for `eager_celery`: most
+    tests drive the fan-out and attempts themselves, step by step."""
+    from signals.dispatch import amendment_published, outcome_decided, signal_published
+
+    for hook, uid in ((signal_published, "signal_published"), (outcome_decided, "outcome_decided"),
+                      (amendment_published, "amendment_published")):
+        hook.disconnect(dispatch_uid=f"integrations.{uid}")
+    yield
+    receivers.connect()
+
+
 @pytest.fixture
 def eager_celery():
-    """Tasks run in the caller, as the worker would run them (countdowns ignored)."""
+    """The dispatch hooks on, and tasks run in the caller as the worker would run
+    them (countdowns ignored)."""
     from signals_project.celery import app
 
+    receivers.connect()
     previous = app.conf.task_always_eager, app.conf.task_eager_propagates
     app.conf.task_always_eager, app.conf.task_eager_propagates = True, True
     yield app
