@@ -33,8 +33,12 @@ def replay(strategy: Strategy, params: dict[str, Any], bars: Iterable[Bar]) -> I
 
 
 def window_decide(strategy: Strategy, params: dict[str, Any], bars: Sequence[Bar]) -> Proposal | None:
-    """The decision on the last of `bars` (a window ending with the candle decided)."""
-    decision = None
-    for _, decision in replay(strategy, params, bars):
-        pass
-    return decision
+    """The decision on the last of `bars` (a window ending with the candle decided).
+    Strategies decide without touching their state, so only the last bar is asked."""
+    if not bars:
+        return None
+    state = strategy.build(params)
+    update = state.update
+    for bar in bars:
+        update(bar)
+    return strategy.decide(state, bars[-1], params)
