@@ -62,6 +62,7 @@ class Tracked:
     last_event_id: int = 0
     version: int = 0
     trail_indexed: bool = False
+    persisted_stop: Decimal | None = None          # the stop last written to the database
 
 
 @dataclass(slots=True)
@@ -296,6 +297,20 @@ class OutcomeBook:
         if not recent:
             return [], None
         return [(ts, p) for ts, p in recent if ts > after_ms], recent[0][0]
+
+    def trailing_moved(self) -> int:
+        """Mark dirty every open trailing signal whose stop moved since it was last
+        persisted (the moves come from skipped trades, so nothing else marks them).
+        Returns how many."""
+        moved = 0
+        for tracked in self.tracked.values():
+            if tracked.levels.stop_rule.type != TRAILING or tracked.state.status != OPEN:
+                continue
+            self.sync(tracked)
+            if tracked.state.effective_stop != tracked.persisted_stop:
+                self.dirty[tracked.signal_id] = tracked
+                moved += 1
+        return moved
 
     def take_dirty(self) -> list[Tracked]:
         """The signals whose state changed since the last call, with the excursions

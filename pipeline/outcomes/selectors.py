@@ -57,7 +57,8 @@ def outcomes_open(*, after_signal_id: int = 0) -> list[Tracked]:
                                          evaluated_until=evaluated_until, closed_at=closed_at,
                                          exit_price=exit_price)
         tracked.append(Tracked(signal_id=signal_id, symbol=symbol, levels=levels, state=engine_state,
-                               last_event_id=int((state or {}).get("last_event_id") or 0)))
+                               last_event_id=int((state or {}).get("last_event_id") or 0),
+                               persisted_stop=engine_state.effective_stop))
     return tracked
 
 

@@ -54,11 +54,14 @@ class _Hold:
 
 class OutcomeTracker:
     def __init__(self, *, clock: Callable[[], float] = time.time, poll_interval: float = 0.25,
-                 catchup_wait: float = 30.0, expiry_grace: float = 5.0):
+                 catchup_wait: float = 30.0, expiry_grace: float = 5.0, trailing_interval: float = 5.0):
         self.clock = clock          # market time (seconds), for expiry without trades
         self.poll_interval = poll_interval
         self.catchup_wait = catchup_wait
         self.expiry_grace = expiry_grace
+        # A trailing stop follows skipped trades: its moves are written this often.
+        self.trailing_interval = trailing_interval
+        self._trailing_at = time.monotonic()
         self.book = OutcomeBook()
         self._inbox: queue.SimpleQueue = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
@@ -156,6 +159,9 @@ class OutcomeTracker:
             if time.monotonic() - hold.since > self.catchup_wait:
                 self._release(symbol, why=f"no backfill within {self.catchup_wait:.0f}s")
         self._expire_by_clock()
+        if self._stopping.is_set() or time.monotonic() - self._trailing_at > self.trailing_interval:
+            self._trailing_at = time.monotonic()
+            self.book.trailing_moved()
         self._persist()
 
     # --- signals and amendments ------------------------------------------------------------
@@ -299,6 +305,7 @@ class OutcomeTracker:
                 self._retry = dirty[i:]
                 return
             self.counters["persisted"] += 1
+            tracked.persisted_stop = tracked.state.effective_stop
             if tracked.state.status != "open":
                 self.counters["decided"] += 1
             if not kept:
