@@ -90,11 +90,9 @@ def _reset() -> None:
     from django.db import connection
 
     from pipeline.latest import latest_price_forget
-    from pipeline.services import trade_dedupe_reset
 
     with connection.cursor() as cursor:
         cursor.execute("TRUNCATE pipeline_candle")
-    trade_dedupe_reset()
     for s in SYMBOLS:
         latest_price_forget(symbol=s)
 
@@ -107,12 +105,13 @@ def _snapshot() -> list[tuple]:
 
 
 def run_pipeline(trades, batch: int) -> float:
-    from pipeline.services import trades_ingest
+    from pipeline.services import TradeDedupe, trades_ingest
 
     _reset()
+    dedupe = TradeDedupe()  # a fresh feed process
     started = time.perf_counter()
     for i in range(0, len(trades), batch):
-        trades_ingest(trades=trades[i:i + batch])
+        trades_ingest(trades=trades[i:i + batch], dedupe=dedupe)
     return time.perf_counter() - started
 
 

@@ -42,20 +42,25 @@ logger = logging.getLogger(__name__)
 Progress = Callable[[int, int], None]
 BACKFILL_PAGE = 1000
 
-# One deduper per process: the feed is the only writer of trades for its symbols.
-# The lock makes filter -> write -> remember one step, so two overlapping calls can
-# never both accept the same trade.
-_dedupe_lock = threading.Lock()
-_deduper = TradeDeduper()
-_dedupe_instrument: dict[str, int] = {}
+class TradeDedupe:
+    """The trades a feed process has already stored, so a replayed, duplicated or late
+    trade is never counted twice. Owned by the one caller that feeds trades (the
+    FeedRunner); a new instance is a fresh process and starts from what the database
+    holds (the newest stored trade per instrument). The lock makes filter -> write ->
+    remember one step, so two overlapping calls can never both accept a trade."""
 
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.deduper = TradeDeduper()
+        self._instrument: dict[str, int] = {}
 
-def trade_dedupe_reset() -> None:
-    """Forget every remembered trade (a fresh process). For tests and operators."""
-    global _deduper
-    with _dedupe_lock:
-        _deduper = TradeDeduper()
-        _dedupe_instrument.clear()
+    def seed(self, ids: dict[str, int]) -> None:
+        """Symbols not seen yet (or whose instrument row changed) start from the database."""
+        for symbol, instrument_id in ids.items():
+            if self._instrument.get(symbol) != instrument_id:
+                self.deduper.forget(symbol)
+                self.deduper.seed(symbol, _stored_floor(instrument_id))
+                self._instrument[symbol] = instrument_id
 
 
 def _stored_floor(instrument_id: int) -> tuple[int, int] | None:
@@ -68,16 +73,6 @@ def _stored_floor(instrument_id: int) -> tuple[int, int] | None:
     )
 
 
-def _seed_deduper(ids: dict[str, int]) -> None:
-    """Symbols this process has not seen (or whose instrument row changed) start from
-    what the database already holds."""
-    for symbol, instrument_id in ids.items():
-        if _dedupe_instrument.get(symbol) != instrument_id:
-            _deduper.forget(symbol)
-            _deduper.seed(symbol, _stored_floor(instrument_id))
-            _dedupe_instrument[symbol] = instrument_id
-
-
 def _newest_prices(trades: Sequence[Trade]) -> dict[str, tuple]:
     newest: dict[str, Trade] = {}
     for t in trades:
@@ -87,7 +82,7 @@ def _newest_prices(trades: Sequence[Trade]) -> dict[str, tuple]:
     return {s: (t.price, t.ts_ms) for s, t in newest.items()}
 
 
-def trades_ingest(*, trades: Sequence[Trade]) -> dict:
+def trades_ingest(*, trades: Sequence[Trade], dedupe: TradeDedupe) -> dict:
     """Aggregate a batch of trades into candles and upsert them; update the latest price.
 
     Safe with duplicates inside a batch, across batches and (by the stored newest
@@ -101,13 +96,13 @@ def trades_ingest(*, trades: Sequence[Trade]) -> dict:
         return stats
     symbols = {t.symbol for t in trades}
     now = timezone.now()
-    with _dedupe_lock:
+    with dedupe.lock:
         with transaction.atomic():
             ids = candle_sql.instruments_lock(symbols=symbols)
             known = trades if len(ids) == len(symbols) else [t for t in trades if t.symbol in ids]
             stats["unknown_symbol"] = len(trades) - len(known)
-            _seed_deduper(ids)
-            result = _deduper.fresh(known)
+            dedupe.seed(ids)
+            result = dedupe.deduper.fresh(known)
             stats["duplicates"], stats["late"] = result.duplicates, result.late
             if result.fresh:
                 minutes = candles_from_trades(result.fresh)
@@ -120,7 +115,7 @@ def trades_ingest(*, trades: Sequence[Trade]) -> dict:
                 )
         # Remembered only once committed: a failed write leaves the trades acceptable
         # for the caller's retry.
-        _deduper.remember(result)
+        dedupe.deduper.remember(result)
     stats["accepted"] = len(result.fresh)
     if stats["unknown_symbol"]:
         logger.warning("dropped %d trades of unknown symbols", stats["unknown_symbol"])

@@ -29,6 +29,7 @@ from django.db import close_old_connections, connections
 from pipeline.outcomes.tracker import OutcomeTracker
 from pipeline.candle_close_watch import CandleCloseWatch
 from pipeline.aggregation import MINUTE_MS
+from pipeline.services import TradeDedupe, klines_ingest, trades_ingest
 from pipeline.types import Kline, Trade
 
 from .health_store import feed_health_clear, feed_health_publish
@@ -84,6 +85,8 @@ class FeedRunner:
             on_state_change=self._on_connection_state,
             stall_min_seconds=settings.FEED_STALL_MIN_SECONDS, stall_factor=settings.FEED_STALL_FACTOR,
         )
+        # Which trades this process already stored (one per feed process).
+        self.dedupe = TradeDedupe()
         self._trades: list[Trade] = []
         self._klines: list[Kline] = []
         self._flush_now = asyncio.Event()
@@ -210,11 +213,9 @@ class FeedRunner:
         klines, self._klines = self._klines, []
         if not trades and not klines:
             return
-        from pipeline.services import klines_ingest, trades_ingest
-
         try:
             if trades:
-                await self._in(self._db, trades_ingest, trades=trades)
+                await self._in(self._db, trades_ingest, trades=trades, dedupe=self.dedupe)
             if klines:
                 await self._in(self._db, klines_ingest, klines=klines)
         except Exception:  # noqa: BLE001 - keep the batch; the DB may be back next time

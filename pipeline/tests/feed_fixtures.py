@@ -125,3 +125,28 @@ def feed_redis():
     clean()
     yield health_store
     clean()
+
+
+class FeedProcess:
+    """Stands in for a feed process in storage tests: it owns the trade dedupe state
+    (as FeedRunner does); `restart()` is a new process starting from the database."""
+
+    def __init__(self):
+        from pipeline.services import TradeDedupe
+
+        self.dedupe = TradeDedupe()
+
+    def ingest(self, trades) -> dict:
+        from pipeline.services import trades_ingest
+
+        return trades_ingest(trades=trades, dedupe=self.dedupe)
+
+    def restart(self) -> None:
+        from pipeline.services import TradeDedupe
+
+        self.dedupe = TradeDedupe()
+
+
+@pytest.fixture
+def feed_process():
+    return FeedProcess()

@@ -10,7 +10,8 @@ import pytest
 from pipeline.aggregation import MINUTE_MS
 from pipeline.latest import latest_price_forget, latest_price_get, latest_prices_set
 from pipeline.models import Candle
-from pipeline.services import klines_ingest, trade_dedupe_reset, trades_ingest
+from pipeline.services import klines_ingest
+from pipeline.tests.feed_fixtures import feed_process  # noqa: F401
 from pipeline.types import Kline, Trade
 
 T0 = 1_795_000_000_000 - 1_795_000_000_000 % 3_600_000  # an hour boundary
@@ -19,12 +20,9 @@ SYMBOLS = ("BTCUSDT", "ETHUSDT", "SOLUSDT", "USDCOP")
 
 @pytest.fixture(autouse=True)
 def fresh_process(instruments):
-    """Every test starts like a new feed process, with an empty price cache."""
-    trade_dedupe_reset()
+    """Every test starts with an empty price cache (and its own FeedProcess)."""
     for symbol in SYMBOLS:
         latest_price_forget(symbol=symbol)
-    yield
-    trade_dedupe_reset()
 
 
 def feed(n: int, *, seed: int = 11, symbols=("BTCUSDT", "ETHUSDT"), start: int = T0, step_ms: int = 1500) -> list[Trade]:
@@ -67,10 +65,10 @@ def stored(symbol: str, timeframe: str, start: int) -> tuple:
 
 
 @pytest.mark.django_db
-def test_it_stores_1m_candles_and_rollups_equal_to_a_direct_computation():
+def test_it_stores_1m_candles_and_rollups_equal_to_a_direct_computation(feed_process):
     trades = feed(3000)
     for batch in batches(trades, 97):
-        trades_ingest(trades=batch)
+        feed_process.ingest(batch)
     sizes = {"1m": MINUTE_MS, "5m": 5 * MINUTE_MS, "15m": 15 * MINUTE_MS, "1h": 60 * MINUTE_MS,
              "4h": 240 * MINUTE_MS, "1d": 1440 * MINUTE_MS}
     checked = 0
@@ -85,20 +83,20 @@ def test_it_stores_1m_candles_and_rollups_equal_to_a_direct_computation():
 
 
 @pytest.mark.django_db
-def test_it_gives_the_same_candles_for_duplicate_and_out_of_order_trades():
+def test_it_gives_the_same_candles_for_duplicate_and_out_of_order_trades(feed_process):
     trades = feed(2500, seed=5)
     for batch in batches(trades, 50):
-        trades_ingest(trades=batch)
+        feed_process.ingest(batch)
     clean = snapshot()
 
     Candle.objects.all().delete()
-    trade_dedupe_reset()
+    feed_process.restart()
     rng = random.Random(9)
     # Duplicates (some in the same batch, some many batches later) and local
     # reordering within a few seconds, as a flaky exchange connection delivers them.
     messy = trades + rng.sample(trades, 600)
     messy.sort(key=lambda t: t.ts_ms + rng.randint(0, 20_000))
-    stats = [trades_ingest(trades=batch) for batch in batches(messy, 37)]
+    stats = [feed_process.ingest(batch) for batch in batches(messy, 37)]
     assert snapshot() == clean
     assert sum(s["accepted"] for s in stats) == len(trades)
     assert sum(s["duplicates"] for s in stats) == 600
@@ -106,50 +104,50 @@ def test_it_gives_the_same_candles_for_duplicate_and_out_of_order_trades():
 
 
 @pytest.mark.django_db
-def test_it_does_not_count_stored_trades_again_after_a_restart():
+def test_it_does_not_count_stored_trades_again_after_a_restart(feed_process):
     trades = feed(400, seed=2)
-    trades_ingest(trades=trades[:300])
+    feed_process.ingest(trades[:300])
     before = snapshot()
-    trade_dedupe_reset()  # a new feed process
-    replay = trades_ingest(trades=trades[:300])
+    feed_process.restart()  # a new feed process
+    replay = feed_process.ingest(trades[:300])
     assert replay["accepted"] == 0 and replay["duplicates"] == 300
     assert snapshot() == before
-    rest = trades_ingest(trades=trades[250:])
+    rest = feed_process.ingest(trades[250:])
     assert rest["accepted"] == 100
     Candle.objects.all().delete()
-    trade_dedupe_reset()
-    trades_ingest(trades=trades)
+    feed_process.restart()
+    feed_process.ingest(trades)
     assert snapshot() != before
 
 
 @pytest.mark.django_db
-def test_it_reports_what_happened_to_a_batch():
+def test_it_reports_what_happened_to_a_batch(feed_process):
     good = feed(10, seed=3, symbols=("BTCUSDT",))
     stranger = Trade("NOPEUSDT", 1, Decimal(1), Decimal(1), T0)
-    stats = trades_ingest(trades=[*good, good[0], stranger])
+    stats = feed_process.ingest([*good, good[0], stranger])
     assert stats == {"received": 12, "accepted": 10, "duplicates": 1, "late": 0, "unknown_symbol": 1,
                      "candles_written": stats["candles_written"]}
     assert stats["candles_written"] >= 4
-    assert trades_ingest(trades=[]) ["received"] == 0
+    assert feed_process.ingest([]) ["received"] == 0
 
 
 @pytest.mark.django_db
-def test_it_closes_candles_once_the_feed_moves_past_them():
+def test_it_closes_candles_once_the_feed_moves_past_them(feed_process):
     def t(i, offset_ms):
         return Trade("BTCUSDT", i, Decimal(100 + i), Decimal(1), T0 + offset_ms)
 
-    trades_ingest(trades=[t(1, 30_000)])
+    feed_process.ingest([t(1, 30_000)])
     assert set(Candle.objects.values_list("timeframe", "closed")) == {("1m", False), ("5m", False),
                                                                       ("15m", False), ("1h", False),
                                                                       ("4h", False), ("1d", False)}
-    trades_ingest(trades=[t(2, 70_000)])
+    feed_process.ingest([t(2, 70_000)])
     closed = dict(Candle.objects.filter(open_time__minute=0).values_list("timeframe", "closed"))
     assert closed == {"1m": True, "5m": False, "15m": False, "1h": False, "4h": False, "1d": False}
-    trades_ingest(trades=[t(3, 15 * MINUTE_MS)])
+    feed_process.ingest([t(3, 15 * MINUTE_MS)])
     closed = dict(Candle.objects.filter(open_time__minute=0).values_list("timeframe", "closed"))
     assert closed == {"1m": True, "5m": True, "15m": True, "1h": False, "4h": False, "1d": False}
     # A late trade for a closed minute is still counted, and the minute stays closed.
-    trades_ingest(trades=[t(4, 40_000)])
+    feed_process.ingest([t(4, 40_000)])
     first = Candle.objects.get(timeframe="1m", open_time__minute=0)
     assert first.closed and first.trades == 2 and first.close == Decimal(104)
 
@@ -159,14 +157,14 @@ def kline(open_ms: int, *, o="10", h="12", low="9", c="11", v="5", n=3, closed=T
 
 
 @pytest.mark.django_db
-def test_it_takes_closed_exchange_klines_as_final():
-    trades_ingest(trades=[Trade("BTCUSDT", 1, Decimal("10.5"), Decimal(1), T0 + 1000)])
+def test_it_takes_closed_exchange_klines_as_final(feed_process):
+    feed_process.ingest([Trade("BTCUSDT", 1, Decimal("10.5"), Decimal(1), T0 + 1000)])
     klines_ingest(klines=[kline(T0)])
     row = Candle.objects.get(timeframe="1m")
     assert (row.open, row.high, row.low, row.close, row.volume, row.trades, row.closed, row.source) == (
         Decimal(10), Decimal(12), Decimal(9), Decimal(11), Decimal(5), 3, True, "exchange")
     # Trades the exchange already counted must not be added on top.
-    trades_ingest(trades=[Trade("BTCUSDT", 2, Decimal("50"), Decimal(7), T0 + 2000)])
+    feed_process.ingest([Trade("BTCUSDT", 2, Decimal("50"), Decimal(7), T0 + 2000)])
     row.refresh_from_db()
     assert (row.high, row.volume, row.trades) == (Decimal(12), Decimal(5), 3)
     hour = Candle.objects.get(timeframe="1h")
@@ -175,8 +173,8 @@ def test_it_takes_closed_exchange_klines_as_final():
 
 
 @pytest.mark.django_db
-def test_it_lets_an_in_progress_kline_replace_only_a_less_complete_open_candle():
-    trades_ingest(trades=[Trade("BTCUSDT", i, Decimal(20), Decimal(1), T0 + i) for i in range(1, 6)])
+def test_it_lets_an_in_progress_kline_replace_only_a_less_complete_open_candle(feed_process):
+    feed_process.ingest([Trade("BTCUSDT", i, Decimal(20), Decimal(1), T0 + i) for i in range(1, 6)])
     assert klines_ingest(klines=[kline(T0, n=2, closed=False)]) == 0
     assert Candle.objects.get(timeframe="1m").trades == 5
     klines_ingest(klines=[kline(T0, n=9, v="9", closed=False)])
@@ -207,9 +205,9 @@ def test_it_rejects_an_unsupported_kline_timeframe():
 
 
 @pytest.mark.django_db
-def test_it_keeps_the_newest_price_in_redis_whatever_the_arrival_order():
-    trades_ingest(trades=[Trade("BTCUSDT", 2, Decimal("101.5"), Decimal(1), T0 + 2000)])
-    trades_ingest(trades=[Trade("BTCUSDT", 1, Decimal("99"), Decimal(1), T0 + 1000)])
+def test_it_keeps_the_newest_price_in_redis_whatever_the_arrival_order(feed_process):
+    feed_process.ingest([Trade("BTCUSDT", 2, Decimal("101.5"), Decimal(1), T0 + 2000)])
+    feed_process.ingest([Trade("BTCUSDT", 1, Decimal("99"), Decimal(1), T0 + 1000)])
     latest = latest_price_get(symbol="BTCUSDT")
     assert (latest.price, latest.ts_ms) == (Decimal("101.5"), T0 + 2000)
     assert latest_prices_set(prices={"BTCUSDT": (Decimal("102"), T0 + 3000)}) == 1
@@ -236,7 +234,7 @@ def rollups_match_minutes() -> list[str]:
 
 
 @pytest.mark.django_db(transaction=True)
-def test_it_serializes_writers_of_one_instrument_so_rollups_stay_consistent():
+def test_it_serializes_writers_of_one_instrument_so_rollups_stay_consistent(feed_process):
     """A backfill and the feed writing the same hour at once: the second writer waits
     for the first to commit, so its rollup sees the first one's 1m rows."""
     import threading
@@ -263,7 +261,7 @@ def test_it_serializes_writers_of_one_instrument_so_rollups_stay_consistent():
     def second_writer():
         try:
             holding.wait(10)
-            trades_ingest(trades=[Trade("BTCUSDT", 1, Decimal(50), Decimal(2), T0 + 2 * MINUTE_MS + 1000)])
+            feed_process.ingest([Trade("BTCUSDT", 1, Decimal(50), Decimal(2), T0 + 2 * MINUTE_MS + 1000)])
             done.set()
         except BaseException as exc:  # noqa: BLE001
             errors.append(exc)

@@ -10,7 +10,8 @@ from rest_framework.test import APIClient
 
 from pipeline.aggregation import MINUTE_MS
 from pipeline.latest import latest_price_forget
-from pipeline.services import klines_ingest, trade_dedupe_reset, trades_ingest
+from pipeline.services import klines_ingest
+from pipeline.tests.feed_fixtures import feed_process  # noqa: F401
 from pipeline.sessions import market_session
 from pipeline.types import Kline, Trade
 
@@ -22,7 +23,6 @@ MINUTE0 = int(time.time() * 1000) // MINUTE_MS * MINUTE_MS - 10 * MINUTE_MS
 @pytest.fixture(autouse=True)
 def clean_state(instruments, settings):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-    trade_dedupe_reset()
     for symbol in instruments:
         latest_price_forget(symbol=symbol)
 
@@ -40,9 +40,9 @@ def test_it_requires_login(client):
 
 
 @pytest.mark.django_db
-def test_it_returns_the_latest_price_with_its_time_and_age(reader_client):
+def test_it_returns_the_latest_price_with_its_time_and_age(reader_client, feed_process):
     ts = int(time.time() * 1000) - 2_000
-    trades_ingest(trades=[Trade("BTCUSDT", 1, Decimal("65000.50"), Decimal(1), ts)])
+    feed_process.ingest([Trade("BTCUSDT", 1, Decimal("65000.50"), Decimal(1), ts)])
     response = reader_client.get("/api/market/latest/?symbol=btcusdt")
     assert response.status_code == 200
     data = response.json()

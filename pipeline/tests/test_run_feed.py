@@ -24,6 +24,7 @@ from pipeline.feeds.rest import BinanceRestClient
 from pipeline.feeds.runner import FeedRunner
 from pipeline.feeds.simulator.market import units_to_str
 from pipeline.tests.feed_fixtures import (  # noqa: F401
+    FeedProcess,
     MarketClock,
     feed_redis,
     loop_thread,
@@ -35,14 +36,6 @@ from pipeline.tests.feed_fixtures import (  # noqa: F401
 UTC = dt.timezone.utc
 MINUTE = 60_000
 
-
-@pytest.fixture(autouse=True)
-def _fresh_dedupe():
-    from pipeline.services import trade_dedupe_reset
-
-    trade_dedupe_reset()
-    yield
-    trade_dedupe_reset()
 
 
 def _minute_candles(symbol: str) -> dict[int, object]:
@@ -145,10 +138,9 @@ def _stream_into_candles(loop_thread, *, faulty: bool) -> tuple[dict, dict, obje
     pipeline.services.trades_ingest; with faults, duplicates and late trades are
     injected throughout. Returns (minute candles, ingest totals, simulator)."""
     from pipeline.models import Candle
-    from pipeline.services import trade_dedupe_reset, trades_ingest
-
+    
     Candle.objects.all().delete()
-    trade_dedupe_reset()
+    feed_process = FeedProcess()  # a fresh feed process for each stream
     start = 1_750_000_005.0  # 15 market seconds before a minute boundary (1_750_000_020)
     clock = MarketClock(start, 80)
     sim = loop_thread.call(make_simulator(clock=clock, trades_per_second=5).start())
@@ -165,13 +157,13 @@ def _stream_into_candles(loop_thread, *, faulty: bool) -> tuple[dict, dict, obje
                 sim.out_of_order(6)
             time.sleep(0.05)
             batch, received[:] = received[:], []
-            stats = trades_ingest(trades=batch)
+            stats = feed_process.ingest(batch)
             for key in totals:
                 totals[key] += stats[key]
     finally:
         loop_thread.call(manager.stop())
         loop_thread.call(sim.stop())
-    trades_ingest(trades=received)
+    feed_process.ingest(received)
     return _minute_candles("BTCUSDT"), totals, sim
 
 

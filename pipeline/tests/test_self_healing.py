@@ -47,9 +47,7 @@ def test_it_reconnects_a_stalled_stream_by_its_learned_rate_and_the_score_recove
         settings, transactional_db, instruments, feed_redis, loop_thread, caplog):
     from pipeline.health_facts import health_check_record
     from pipeline.selectors import candle_gaps
-    from pipeline.services import trade_dedupe_reset
 
-    trade_dedupe_reset()
     caplog.set_level("INFO", logger="pipeline")
     settings.FEED_SYMBOLS = ["BTCUSDT", "ETHUSDT"]
     settings.READINESS_WINDOW_MINUTES = 3

@@ -25,14 +25,6 @@ MINUTE = 60_000
 START = 1_750_000_005.0      # fixed market time: the same tape on every run
 
 
-@pytest.fixture(autouse=True)
-def _fresh_dedupe():
-    from pipeline.services import trade_dedupe_reset
-
-    trade_dedupe_reset()
-    yield
-    trade_dedupe_reset()
-
 
 async def _event() -> asyncio.Event:
     return asyncio.Event()
