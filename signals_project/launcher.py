@@ -15,9 +15,11 @@ the running product rather than to the defaults.
 from __future__ import annotations
 
 import argparse
+import fcntl
 import json
 import os
 import signal
+import stat
 import socket
 import subprocess
 import sys
@@ -125,6 +127,21 @@ def _wait_http(url: str, timeout: float) -> None:
     raise SystemExit(f"{url} did not answer within {timeout:.0f} s")
 
 
+def _append_mode_if_file() -> None:
+    """When our output is redirected to a file, make every writer append to it.
+
+    supervisord and the log printer reach our stdout by opening /dev/stdout, which
+    for a regular file gives them their own file position; unless the file is in
+    append mode, their lines and ours would overwrite each other (`bin/run > run.log`).
+    """
+    for fd in (1, 2):
+        try:
+            if stat.S_ISREG(os.fstat(fd).st_mode):
+                fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) | os.O_APPEND)
+        except OSError:
+            pass
+
+
 def _bootstrap(env: dict[str, str], var_dir: Path) -> str:
     """Run `bootstrap`; returns the credentials line to show once everything is up."""
     secret = var_dir / "run" / "credentials"
@@ -154,6 +171,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=_int_env(dict(os.environ), "PORT", 8000))
     parser.add_argument("--only", help="comma-separated subset of processes (web,worker,beat,feed,simulator)")
     args = parser.parse_args(argv)
+    _append_mode_if_file()
 
     env = dict(os.environ)
     env.setdefault("DJANGO_SETTINGS_MODULE", "signals_project.settings")

@@ -35,7 +35,8 @@ _DEFAULT_START_SECONDS = 3
 def config_text(*, programs: dict[str, str], run_dir: Path, log_dir: Path, cwd: Path,
                 autostart: frozenset[str] = frozenset()) -> str:
     """supervisord.conf for `programs` (name -> command line). Children inherit
-    supervisord's environment; their output goes to supervisord's stdout. The control
+    supervisord's environment; their output goes to supervisord's stdout, each line
+    prefixed with the process name (signals_project.log_printer). The control
     socket is private to this user and password-protected (a fresh password per run)."""
     config = configparser.RawConfigParser()
     login = {"username": "bin-run", "password": secrets.token_urlsafe(24)}
@@ -69,9 +70,21 @@ def config_text(*, programs: dict[str, str], run_dir: Path, log_dir: Path, cwd: 
             "stopasgroup": "true",
             "killasgroup": "true",
             "redirect_stderr": "true",
-            "stdout_logfile": "/dev/stdout",
-            "stdout_logfile_maxbytes": "0",
+            # Output goes to the terminal through the log printer, prefixed with the name.
+            "stdout_logfile": "NONE",
+            "stdout_events_enabled": "true",
         }
+    config["eventlistener:output"] = {
+        "command": command_line(sys.executable, "-m", "signals_project.log_printer"),
+        "directory": str(cwd),
+        "events": "PROCESS_LOG",
+        "buffer_size": "100000",  # events queued while the printer is busy, never dropped early
+        "priority": "0",
+        "autostart": "true",
+        "autorestart": "true",
+        "stderr_logfile": "/dev/stdout",
+        "stderr_logfile_maxbytes": "0",
+    }
     out = io.StringIO()
     config.write(out)
     return out.getvalue()

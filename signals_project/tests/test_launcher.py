@@ -106,6 +106,8 @@ def test_it_supervises_the_embedded_product_and_prints_the_credentials_last(tmp_
         banner_start = max(i for i, line in enumerate(lines[:-1]) if re.fullmatch(r"=+", line))
         # Everything the launcher and supervisord report about start-up comes before it.
         assert any("success: web entered RUNNING state" in line for line in lines[:banner_start])
+        # Each process's own output is prefixed with its name.
+        assert any(line.startswith("web      | ") for line in lines), "\n".join(lines[-40:])
         assert any("success: redis entered RUNNING state" in line for line in lines[:banner_start])
         assert any(f"Open {base}/" in line for line in lines[banner_start:])
         username, password = CREDENTIALS.search(credentials).groups()
