@@ -263,6 +263,8 @@ def _run(*, env: dict[str, str], procs: dict[str, str], config_path: Path, var_d
         product_file.unlink(missing_ok=True)
         if stopping and not isinstance(exc, SystemExit):
             return 130
+        if isinstance(exc, (RuntimeError, TimeoutError)):  # a process that would not start
+            raise SystemExit(f"bin/run: {exc}") from None
         raise
     returncode = supervisord.wait()
     product_file.unlink(missing_ok=True)
