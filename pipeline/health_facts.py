@@ -47,7 +47,7 @@ _EVENT_COUNTERS = ("messages", "tasks")
 
 
 def _error_text(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {exc}"[:300]
+    return " ".join(f"{type(exc).__name__}: {exc}".split())[:300]  # one line, whatever the driver says
 
 
 def database_check() -> str | None:

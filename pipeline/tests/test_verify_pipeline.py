@@ -90,3 +90,42 @@ def test_it_passes_end_to_end_with_a_real_worker_and_beat(transactional_db, feed
         assert f"{step:<14} ok" in result.stdout
     assert "pipeline verified" in result.stdout
     assert Signal.objects.count() == 0
+
+
+def test_pipeline_status_shows_health_components_lease_and_the_last_24h(db, instruments, feed_redis):
+    from django.utils import timezone
+
+    from conftest import make_signal
+    from pipeline.services import feed_lease_acquire
+
+    make_signal(source="ema_cross")
+    feed_lease_acquire(holder="host:123:abcdef", lease_seconds=20, now=timezone.now())
+    out = StringIO()
+    call_command("pipeline_status", stdout=out)
+    text = out.getvalue()
+    assert "Health: down" in text and "no recent stored check" in text
+    rows = {line.split()[0]: line.split(None, 3) for line in text.splitlines() if line.strip()}
+    assert rows["pipeline"][1:3] == ["0/30", "down"] and "no feed process is publishing" in rows["pipeline"][3]
+    assert rows["strategies"][1:] == ["10/10", "ok", "no strategies configured"]
+    assert "Feed lease: host:123:abcdef since" in text
+    assert "Last 24 h: 1 signals (ema_cross 1)" in text
+    out = StringIO()
+    call_command("pipeline_status", "--json", stdout=out)
+    import json
+
+    status = json.loads(out.getvalue())
+    assert status["health"]["components"]["pipeline"]["points"] == 0
+    assert status["feed_lease"]["holder"] == "host:123:abcdef"
+
+
+def test_commands_say_what_to_fix_when_the_database_is_unreachable():
+    from conftest import free_port
+
+    env = dict(os.environ, DATABASE_URL=f"postgres://postgres@127.0.0.1:{free_port()}/nowhere")
+    for command, expected in (("pipeline_status", "database unreachable"),
+                              ("verify_pipeline", "failed at step 'database'")):
+        result = subprocess.run([sys.executable, "manage.py", command], cwd=ROOT, env=env,
+                                capture_output=True, text=True, timeout=60)
+        assert result.returncode == 1
+        assert expected in result.stderr and "DATABASE_URL" in result.stderr
+        assert "Traceback" not in result.stderr
