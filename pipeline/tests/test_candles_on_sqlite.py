@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-STORAGE_TESTS = ["pipeline/tests/test_candles.py"]
+STORAGE_TESTS = ["pipeline/tests/test_candles.py", "pipeline/tests/test_rollup_long.py"]
 
 
 @pytest.mark.slow
