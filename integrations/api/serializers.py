@@ -29,7 +29,7 @@ class ChannelInputSerializer(_FilterFields):
     url = serializers.URLField(max_length=2000, required=False, allow_blank=True)
     bot_token = serializers.CharField(max_length=200, required=False, write_only=True)
     chat_id = serializers.CharField(max_length=64, required=False)
-    topic_id = serializers.IntegerField(min_value=1, required=False, allow_null=True)
+    topic_id = serializers.IntegerField(min_value=1, max_value=2**31 - 1, required=False, allow_null=True)
 
 
 class WebhookSerializer(serializers.ModelSerializer):
@@ -37,6 +37,15 @@ class WebhookSerializer(serializers.ModelSerializer):
         model = Channel
         fields = ["id", "name", "url", "events", "markets", "sources", "min_confidence", "enabled",
                   "paused_reason", "created_at"]
+
+
+class WebhookCreatedSerializer(WebhookSerializer):
+    """The answer to `POST /api/webhooks/`: the only time the signing secret is shown."""
+
+    secret = serializers.CharField(help_text="whsec_...: verify deliveries with it; shown once")
+
+    class Meta(WebhookSerializer.Meta):
+        fields = [*WebhookSerializer.Meta.fields, "secret"]
 
 
 class ChannelSerializer(serializers.ModelSerializer):
@@ -70,7 +79,13 @@ class DeliverySerializer(serializers.Serializer):
 
 
 class RedeliverInputSerializer(serializers.Serializer):
-    event_id = serializers.IntegerField(min_value=1)
+    event_id = serializers.IntegerField(min_value=1, max_value=2**63 - 1)
+
+
+class RedeliverOutputSerializer(serializers.Serializer):
+    webhook_id = serializers.CharField()
+    event_id = serializers.IntegerField()
+    status = serializers.CharField()
 
 
 class BrowserPreferenceSerializer(serializers.Serializer):

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from django.db import transaction
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound, ValidationError
@@ -23,7 +23,8 @@ from ..services import (
 from ..tasks import message_deliver_task
 from .serializers import (
     BrowserPreferenceSerializer, ChannelInputSerializer, ChannelSerializer, DeliverySerializer,
-    RedeliverInputSerializer, WebhookInputSerializer, WebhookSerializer,
+    RedeliverInputSerializer, RedeliverOutputSerializer, WebhookCreatedSerializer, WebhookInputSerializer,
+    WebhookSerializer,
 )
 
 _MAX_HOURS = 24 * 30
@@ -46,6 +47,7 @@ class _ChannelViewSet(viewsets.ViewSet):
     input_serializer = WebhookInputSerializer
     output_serializer = WebhookSerializer
     http_method_names = ["get", "post", "patch", "delete", "head", "options"]
+    lookup_value_regex = "[0-9]+"
 
     def _channel(self, pk):
         try:
@@ -65,7 +67,6 @@ class _ChannelViewSet(viewsets.ViewSet):
     def _kind(self, values: dict) -> str:
         return ChannelKind.WEBHOOK
 
-    @extend_schema(parameters=[OpenApiParameter("all", OpenApiTypes.BOOL, description="staff: every user's")])
     def list(self, request):
         everyone = request.query_params.get("all") in ("1", "true")
         rows = channel_list(user=request.user, kinds=self.kinds, everyone=everyone)
@@ -102,11 +103,6 @@ class _ChannelViewSet(viewsets.ViewSet):
         channel_delete(channel=self._channel(pk))
         return Response(status=status.HTTP_204_NO_CONTENT)
 
-    @extend_schema(
-        parameters=[OpenApiParameter("hours", OpenApiTypes.NUMBER, description="window, default 24"),
-                    OpenApiParameter("failed", OpenApiTypes.BOOL, description="failures only")],
-        responses=DeliverySerializer(many=True),
-    )
     @action(detail=True, methods=["get"])
     def deliveries(self, request, pk=None):
         channel = self._channel(pk)
@@ -114,7 +110,6 @@ class _ChannelViewSet(viewsets.ViewSet):
                                  failed_only=request.query_params.get("failed") in ("1", "true"))
         return Response(DeliverySerializer(rows, many=True).data)
 
-    @extend_schema(request=RedeliverInputSerializer)
     @action(detail=True, methods=["post"])
     def redeliver(self, request, pk=None):
         channel = self._channel(pk)
@@ -129,6 +124,31 @@ class _ChannelViewSet(viewsets.ViewSet):
                         status=status.HTTP_202_ACCEPTED)
 
 
+def _documented(input_cls, output_cls, created_cls):
+    """OpenAPI of a channel family (these viewsets are plain ViewSets, so
+    drf-spectacular is told each action's shapes)."""
+    pk = OpenApiParameter("id", OpenApiTypes.INT, OpenApiParameter.PATH)
+    invalid = OpenApiResponse(description="field errors: {field: [messages]}")
+    missing = OpenApiResponse(description="no such channel of yours")
+    return extend_schema_view(
+        list=extend_schema(responses=output_cls(many=True), parameters=[
+            OpenApiParameter("all", OpenApiTypes.BOOL, description="staff: every user's channels")]),
+        create=extend_schema(request=input_cls, responses={201: created_cls, 400: invalid}),
+        retrieve=extend_schema(responses={200: output_cls, 404: missing}, parameters=[pk]),
+        partial_update=extend_schema(request=input_cls, responses={200: output_cls, 400: invalid, 404: missing},
+                                     parameters=[pk]),
+        destroy=extend_schema(responses={204: None, 404: missing}, parameters=[pk]),
+        deliveries=extend_schema(
+            responses={200: DeliverySerializer(many=True), 400: invalid, 404: missing},
+            parameters=[pk, OpenApiParameter("hours", OpenApiTypes.NUMBER, description="window, default 24"),
+                        OpenApiParameter("failed", OpenApiTypes.BOOL, description="failures only")]),
+        redeliver=extend_schema(request=RedeliverInputSerializer,
+                                responses={202: RedeliverOutputSerializer, 400: invalid, 404: missing},
+                                parameters=[pk]),
+    )
+
+
+@_documented(WebhookInputSerializer, WebhookSerializer, WebhookCreatedSerializer)
 class WebhookViewSet(_ChannelViewSet):
     """`/api/webhooks/`: Standard Webhooks endpoints; `POST` answers the secret once."""
 
@@ -137,6 +157,7 @@ class WebhookViewSet(_ChannelViewSet):
     output_serializer = WebhookSerializer
 
 
+@_documented(ChannelInputSerializer, ChannelSerializer, ChannelSerializer)
 class ChannelViewSet(_ChannelViewSet):
     """`/api/channels/`: Telegram chats/topics and Discord webhooks."""
 

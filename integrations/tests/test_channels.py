@@ -181,3 +181,19 @@ def test_it_keeps_bot_tokens_write_only_and_checks_each_kind(owner_client, remot
     assert change.status_code == 400
     # Chat channels are not webhooks, and the reverse.
     assert owner_client.get(f"/api/webhooks/{ok.json()['id']}/").status_code == 404
+
+
+def test_it_documents_both_families_and_answers_odd_input_with_4xx(owner_client, staff_client):
+    schema = staff_client.get("/api/schema/?format=json").json()
+    for path in ("/api/webhooks/", "/api/webhooks/{id}/redeliver/", "/api/webhooks/{id}/deliveries/",
+                 "/api/channels/", "/api/channels/{id}/", "/api/subscriptions/browser/"):
+        assert path in schema["paths"], path
+    assert "secret" in schema["components"]["schemas"]["WebhookCreated"]["properties"]
+    assert owner_client.get("/api/webhooks/abc/").status_code == 404
+    huge = owner_client.post("/api/channels/", {"kind": "telegram", "bot_token": TELEGRAM_TOKEN, "chat_id": "1",
+                                                "topic_id": 2**40}, format="json")
+    assert huge.status_code == 400 and "topic_id" in huge.json()
+    mine = owner_client.post("/api/channels/", {"kind": "telegram", "bot_token": TELEGRAM_TOKEN, "chat_id": "1"},
+                             format="json").json()
+    redeliver = owner_client.post(f"/api/channels/{mine['id']}/redeliver/", {"event_id": 2**70}, format="json")
+    assert redeliver.status_code == 400
