@@ -1,5 +1,5 @@
 """Reads for the dashboard page: one consistent snapshot of the feed plus the small
-aggregates its charts start from.
+aggregates its charts start from, and the market-data reads of its side panels.
 
 Why a snapshot with a cursor: the page hands the browser the highest signal id that
 existed when the rows were read. The live client resumes from there, so a signal
@@ -18,7 +18,10 @@ from django.utils import timezone
 
 from dashboard.templatetags.dashboard_format import OUTCOME_LABELS
 from signals.models import Instrument, Market, OutcomeStatus, Signal, SignalEvent
-from pipeline.selectors import UnknownSymbolError, latest_price, minute_newest
+from pipeline.selectors import (
+    UnknownSymbolError, feed_instruments, latest_price, minute_newest, newest_candle_age_seconds, readiness_rows,
+)
+from pipeline.sessions import market_session
 from signals.selectors import decimal_str, signal_list, signal_max_id, signal_payloads
 
 ACTIVITY_HOURS = 24
@@ -161,3 +164,24 @@ def dashboard_prices(*, symbols: list[str]) -> dict[str, dict[str, Any]]:
         if latest is not None:
             prices[latest.symbol] = {"price": decimal_str(latest.price), "ts_ms": latest.ts_ms}
     return prices
+
+
+def dashboard_markets(*, now: dt.datetime | None = None) -> list[dict[str, Any]]:
+    """Feed status per market for the health panel: session open or closed (and the
+    next open), the readiness state and its reason, and how old each followed
+    symbol's newest data is (None: nothing stored yet)."""
+    now = now or timezone.now()
+    readiness = readiness_rows()
+    markets = []
+    for market in Market.values:
+        session = market_session(market, now)
+        row = readiness.get(market)
+        symbols = []
+        for instrument in feed_instruments(market=market):
+            age = newest_candle_age_seconds(symbol=instrument.symbol, now=now)
+            symbols.append({"symbol": instrument.symbol, "age_seconds": None if age is None else round(age, 1)})
+        markets.append({
+            "market": market, "open": session["open"], "next_open": session["next_open"],
+            "state": row.state if row else None, "reason": row.reason if row else "", "symbols": symbols,
+        })
+    return markets

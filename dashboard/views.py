@@ -14,11 +14,11 @@ from django.views.decorators.http import require_GET
 
 from pipeline.aggregation import TIMEFRAMES
 
-from .export import csv_lines
+from .export import csv_chunks
 from .forms import PAGE_FILTERS, dashboard_filters_clean
 from .selectors import (
-    dashboard_chart_symbol, dashboard_filter_choices, dashboard_history, dashboard_prices, dashboard_signals,
-    dashboard_snapshot,
+    dashboard_chart_symbol, dashboard_filter_choices, dashboard_history, dashboard_markets, dashboard_prices,
+    dashboard_signals, dashboard_snapshot,
 )
 
 INITIAL_ROWS = 100
@@ -40,12 +40,14 @@ def _client_urls() -> dict[str, str]:
         "snapshot": reverse("dashboard-snapshot"),
         "history": reverse("dashboard-history"),
         "prices": reverse("dashboard-prices"),
+        "markets": reverse("dashboard-markets"),
         "export": reverse("dashboard-export"),
         # Served by other apps; the page reads them when they answer and does
         # without when they do not (404 on an older server).
         "me": "/api/me/",
         "strategies": "/api/strategies/",
         "catalog": "/api/strategies/catalog/",
+        "browser_prefs": "/api/subscriptions/browser/",
     }
 
 
@@ -136,14 +138,23 @@ def prices(request):
     return JsonResponse({"prices": dashboard_prices(symbols=list(dict.fromkeys(symbols)))})
 
 
+@require_GET
+def markets(request):
+    """Feed status per market (session, readiness, data age per symbol)."""
+    if not request.user.is_authenticated:
+        return _unauthorized()
+    return JsonResponse({"markets": dashboard_markets()})
+
+
 @login_required
 @require_GET
 def export_csv(request):
-    """Every signal of the filtered view as CSV, newest first, streamed."""
+    """Every signal of the filtered view as CSV, newest first, streamed; the format
+    of `manage.py export_signals`, so `import_signals` reads it back."""
     filters, errors = _filters(request)
     if errors:
         return JsonResponse({field: [message] for field, message in errors.items()}, status=400)
-    response = StreamingHttpResponse(csv_lines(dashboard_signals(filters=filters)), content_type="text/csv")
+    response = StreamingHttpResponse(csv_chunks(dashboard_signals(filters=filters)), content_type="text/csv")
     stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%d-%H%M%S")
     response["Content-Disposition"] = f'attachment; filename="signals-{stamp}.csv"'
     return response

@@ -78,6 +78,10 @@ def test_it_opens_health_components_with_their_reasons(server, page, staff_user,
     assert items.count() >= 3
     names = [n.lower() for n in page.locator("#health-components .hc-name").all_inner_texts()]
     assert "database" in names and "redis" in names
+    # Feed status per market sits below the components.
+    page.wait_for_selector('#health-markets li[data-market="crypto"]')
+    crypto = page.locator('#health-markets li[data-market="crypto"]').inner_text()
+    assert crypto.startswith("Crypto") and "open" in crypto and "BTCUSDT no data" in crypto
     # A component below its maximum says why.
     for i in range(items.count()):
         item = items.nth(i)

@@ -145,3 +145,48 @@ def test_it_notifies_about_new_signals_only_when_opted_in_and_hidden(server, pag
     note = page.evaluate("window.__notes[0]")
     assert "ETHUSDT" in note["title"]
     assert page.title().startswith("(1) ")
+
+
+def test_it_narrows_the_feed_and_notifications_to_the_users_subscriptions(server, page, staff_user, staff_token,
+                                                                          instruments):
+    from integrations.services import browser_preference_set
+
+    crypto = make_signal(symbol="BTCUSDT").id
+    forex = make_signal(symbol="USDCOP", entry_price="4000", stop_loss="3900", take_profit="4200").id
+    browser_preference_set(user=staff_user, markets=["forex"], min_confidence=50)
+    page.add_init_script("""
+        window.__notes = [];
+        window.__hidden = false;
+        Object.defineProperty(document, 'hidden', { get: () => window.__hidden });
+        window.Notification = class {
+            constructor(title) { window.__notes.push(title); }
+            static permission = 'granted';
+            static requestPermission() { return Promise.resolve('granted'); }
+        };
+        localStorage.setItem('signals.notifications', 'on');
+    """)
+    login(page, server)
+    wait_state(page, "live", "ws")
+    switch = page.get_by_label("Mine only")
+    switch.wait_for()
+    assert row_ids(page) == [forex, crypto]
+    switch.check()
+    page.wait_for_function(f"""document.querySelector('tr[data-id="{crypto}"]').hidden""")
+    assert page.locator("#row-count").inner_text() == "1"
+
+    # Live arrivals follow the same preferences, in the table and in notifications.
+    page.evaluate("window.__hidden = true")
+    ignored = post_signal(server, staff_token, symbol="ETHUSDT")
+    wanted = post_signal(server, staff_token, symbol="USDCOP", entry_price="4000", stop_loss="3900",
+                         take_profit="4200")
+    page.wait_for_selector(f'#signals-body tr[data-id="{wanted}"]', timeout=3_000)
+    page.wait_for_function("window.__notes.length === 1", timeout=3_000)
+    assert "USDCOP" in page.evaluate("window.__notes[0]")
+    assert page.locator(f'tr[data-id="{ignored}"]').is_hidden()
+    # The switch is remembered; off, everything shows again.
+    page.reload()
+    wait_state(page, "live", "ws")
+    page.wait_for_function(f"""document.querySelector('tr[data-id="{crypto}"]').hidden""")
+    page.get_by_label("Mine only").uncheck()
+    page.wait_for_function("document.querySelectorAll('#signals-body tr[hidden]').length === 0")
+    assert page.locator("#row-count").inner_text() == "4"

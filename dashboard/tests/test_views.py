@@ -207,21 +207,28 @@ def test_it_pages_back_through_history_without_overlap(logged_in, signal_factory
     assert bad.status_code == 400 and "before" in bad.json()
 
 
-def test_it_exports_the_filtered_view_as_csv(logged_in, signal_factory):
+def test_it_exports_the_filtered_view_as_csv_that_imports_back(logged_in, signal_factory, monkeypatch):
     import csv
     import io
 
-    signal_factory(symbol="BTCUSDT", note="=HYPERLINK(\"http://evil\")")
-    eth = signal_factory(symbol="ETHUSDT", source="ema_crossover", note="crossed")
+    from dashboard import export
+    from signals.transfer import import_check, import_read
+
+    monkeypatch.setattr(export, "CHUNK", 2)  # several chunks, one header
+    signal_factory(symbol="BTCUSDT")
+    eth = [signal_factory(symbol="ETHUSDT", source="ema_crossover", note=f"crossed {i}") for i in range(5)]
     response = logged_in.get(reverse("dashboard-export"), {"market": "crypto", "source": "ema_crossover"})
     assert response.status_code == 200 and response["Content-Type"].startswith("text/csv")
     assert "attachment" in response["Content-Disposition"]
-    rows = list(csv.DictReader(io.StringIO(b"".join(response.streaming_content).decode())))
-    assert [int(r["id"]) for r in rows] == [eth.id]
-    assert rows[0]["symbol"] == "ETHUSDT" and rows[0]["outcome"] == "open" and rows[0]["note"] == "crossed"
-    everything = b"".join(logged_in.get(reverse("dashboard-export")).streaming_content).decode()
-    # Free text that a spreadsheet would run as a formula is defused.
-    assert "'=HYPERLINK" in everything
+    text = b"".join(response.streaming_content).decode()
+    rows = list(csv.DictReader(io.StringIO(text)))
+    assert [int(r["id"]) for r in rows] == [s.id for s in reversed(eth)]
+    assert rows[0]["symbol"] == "ETHUSDT" and rows[0]["outcome_status"] == "open" and rows[0]["note"] == "crossed 4"
+    # The same format as export_signals: import_signals accepts it (it only checks here).
+    plan, _ = import_check(import_read(text, fmt="csv"))  # raises TransferError on any bad row
+    assert len(plan) == 5
+    empty = b"".join(logged_in.get(reverse("dashboard-export"), {"symbol": "SOLUSDT"}).streaming_content).decode()
+    assert empty.count("\n") == 1 and empty.startswith("id,")
     assert logged_in.get(reverse("dashboard-export"), {"outcome": "won"}).status_code == 400
 
 
@@ -265,3 +272,15 @@ def test_it_links_only_the_pages_this_deployment_serves(logged_in, instruments):
         except Resolver404:
             served = False
         assert (f'href="{path}"' in html) == served
+
+
+def test_it_reports_feed_status_per_market(logged_in, instruments):
+    from dashboard.tests.market_data import candles_seed
+
+    candles_seed(symbol="BTCUSDT", count=3, last_close=100)
+    markets = {m["market"]: m for m in logged_in.get(reverse("dashboard-markets")).json()["markets"]}
+    assert set(markets) == {"crypto", "forex"}
+    assert markets["crypto"]["open"] is True  # crypto trades around the clock
+    ages = {s["symbol"]: s["age_seconds"] for s in markets["crypto"]["symbols"]}
+    assert ages["ETHUSDT"] is None and 0 <= ages["BTCUSDT"] < 120
+    assert [s["symbol"] for s in markets["forex"]["symbols"]] == ["USDCOP"]

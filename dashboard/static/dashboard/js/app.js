@@ -23,6 +23,8 @@ import { Receipts } from './receipts.js';
 import { clearFilters, matchesFilters, readFilters } from './filters.js';
 import { toEpochSeconds } from './chart_base.js';
 import { isOpen } from './levels.js';
+import { matchesPrefs, notifies, prefsLoad } from './prefs.js';
+import { MarketStatus } from './market_status.js';
 
 const $ = (id) => document.getElementById(id);
 const boot = JSON.parse($('dashboard-boot').textContent);
@@ -160,11 +162,34 @@ const prices = new PriceTicker({
 
 // --- connection, health, notifications, receipts -----------------------------------------------
 const badge = new ConnectionBadge({ badge: $('conn-badge'), textEl: $('conn-text'), viaEl: $('conn-via'), announcer: $('conn-announcer') });
+const marketStatus = new MarketStatus({ listEl: $('health-markets'), url: urls.markets });
 const health = new HealthPanel({
   root: $('health'), textEl: $('health-text'), listEl: $('health-components'), updatedEl: $('health-updated'),
-  url: urls.health, refreshMs: pageOpts.healthMs,
+  url: urls.health, refreshMs: pageOpts.healthMs, onHealth: () => marketStatus.refresh(),
 });
 const notifier = new Notifier($('notify-toggle'));
+let prefs = null;
+notifier.accepts = (signal) => notifies(signal, prefs);
+const mine = $('f-mine');
+const MINE_KEY = 'signals.mine';
+
+function applyMine() {
+  localStorage.setItem(MINE_KEY, mine.checked ? 'on' : 'off');
+  table.setRowFilter(mine.checked && prefs ? (signal) => matchesPrefs(signal, prefs) : null);
+  priceChart.redraw();
+}
+mine.addEventListener('change', (event) => {
+  event.stopPropagation(); // not a server filter: no new snapshot
+  applyMine();
+});
+
+async function loadPrefs() {
+  prefs = await prefsLoad(urls.browser_prefs);
+  if (!prefs) return; // no preferences API: the switch stays hidden
+  mine.closest('.field').hidden = false;
+  mine.checked = localStorage.getItem(MINE_KEY) === 'on';
+  if (mine.checked) applyMine();
+}
 const baseTitle = document.title;
 let unseen = 0;
 document.addEventListener('visibilitychange', () => {
@@ -356,8 +381,9 @@ if (boot.signals.length) receipts.shown(Math.max(...boot.signals.map((s) => s.id
 showChart(boot.chart_symbol || filters.symbol || chartSymbol.value);
 showDetail();
 loadStrategies();
+loadPrefs();
 
 window.signalsDashboard = {
-  feed, table, priceChart, activity, stats, health, receipts, pager, detail, transport,
+  feed, table, priceChart, activity, stats, health, marketStatus, receipts, pager, detail, transport,
   statusHistory: badge.history,
 };

@@ -43,6 +43,7 @@ export class Notifier {
   /** Called for each new signal; only notifies when enabled and the tab is hidden. */
   signal(signal) {
     if (!this.supported || !this.enabled || !document.hidden) return;
+    if (this.accepts && !this.accepts(signal)) return; // the user's subscription preferences
     this.queue.push(signal);
     if (this.flushTimer === null) this.flushTimer = setTimeout(() => this._flush(), BURST_WINDOW_MS);
   }

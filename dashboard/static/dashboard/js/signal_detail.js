@@ -99,7 +99,7 @@ export class SignalDetail {
   _stopRows(s) {
     const stop = effectiveStop(s);
     if (!stop || stop === s.stop_loss) return [levelRow('Stop', s.stop_loss, 'lv-stop')];
-    return [levelRow('Stop now', stop, 'lv-stop'), levelRow('Stop at publish', s.stop_loss, 'lv-stop lv-old')];
+    return [levelRow('Stop now', stop, 'lv-stop'), levelRow('Original stop', s.stop_loss, 'lv-stop lv-old')];
   }
 
   _history(s) {

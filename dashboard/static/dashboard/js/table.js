@@ -117,6 +117,7 @@ export class SignalTable {
     this.signals = new Map();      // id -> payload, for rows still on screen
     this.prices = new Map();       // symbol -> latest price string
     this.selectedId = null;
+    this.rowFilter = null;         // signal -> bool; rows it refuses stay but are hidden
     this.listeners = new Set();
     this.onSelect = onSelect;
     const choose = (event) => {
@@ -200,7 +201,18 @@ export class SignalTable {
   _row(signal) {
     const row = renderRow(signal, this.prices.get(signal.symbol));
     if (signal.id === this.selectedId) row.classList.add('is-selected');
+    if (this.rowFilter && !this.rowFilter(signal)) row.hidden = true;
     return row;
+  }
+
+  /** Narrow the rows on screen without dropping any (null shows all again). */
+  setRowFilter(filter) {
+    this.rowFilter = filter;
+    for (const row of this.body.rows) {
+      const signal = this.signals.get(Number(row.dataset.id));
+      row.hidden = Boolean(filter && signal && !filter(signal));
+    }
+    this._changed();
   }
 
   _insert(row, id) {
@@ -320,7 +332,7 @@ export class SignalTable {
   }
 
   visible() {
-    return [...this.signals.values()];
+    return this.rowFilter ? [...this.signals.values()].filter(this.rowFilter) : [...this.signals.values()];
   }
 
   onChange(listener) {
@@ -328,7 +340,8 @@ export class SignalTable {
   }
 
   _changed(id = null) {
-    const count = this.body.rows.length;
+    let count = 0;
+    for (const row of this.body.rows) if (!row.hidden) count += 1;
     if (this.emptyState) this.emptyState.hidden = count > 0;
     if (this.countEl) this.countEl.textContent = String(count);
     for (const listener of this.listeners) listener(this, id);
