@@ -16,6 +16,7 @@ from signals.admission import admission_gate  # noqa: E402
 from signals.auth import SessionOrTokenAuthMiddleware  # noqa: E402
 from signals_project import daphne_patches  # noqa: E402
 from signals_project import http_reasons  # noqa: E402
+from signals_project.logs import connection_ids  # noqa: E402
 from signals.prepared_frames import expose_daphne_protocol, fast_path_enable  # noqa: E402
 from signals.routing import websocket_router  # noqa: E402
 
@@ -28,7 +29,8 @@ application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
         "websocket": expose_daphne_protocol(
-            admission_gate(SessionOrTokenAuthMiddleware(websocket_router))
+            # Every log line of a connection carries its id (LOG_FORMAT=json: connection_id).
+            connection_ids(admission_gate(SessionOrTokenAuthMiddleware(websocket_router)))
         ),
     }
 )
