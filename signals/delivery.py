@@ -21,6 +21,7 @@ dropped instead of sent twice. Without `after_event_id`, amendments are live onl
 """
 from __future__ import annotations
 
+import asyncio
 import functools
 import json
 from dataclasses import dataclass, field
@@ -69,6 +70,54 @@ def _max_id() -> int:
     return signal_max_id()
 
 
+class _SharedReads:
+    """Identical reads share one query: in a reconnect storm thousands of clients
+    resume from the same last id at once, and each replay costs milliseconds of
+    serialization (measured ~9 ms for one signal with its outcome and events).
+
+    A range of ids (after_id, up_to_id] never changes membership once visible (ids
+    are visible in commit order and signals are permanent), so a finished replay read
+    is reused for REUSE_SECONDS; its frames may then show an outcome a moment old,
+    which the live `outcome` frame corrects. The max-id read is only shared while in
+    flight (never reused), so "the newest id" is never older than the caller's
+    subscription by more than one query.
+    """
+
+    REUSE_SECONDS = 2.0
+    _MAX_ENTRIES = 512
+
+    def __init__(self) -> None:
+        self._ranges: dict[tuple, tuple[float, asyncio.Task]] = {}
+        self._max: asyncio.Task | None = None
+
+    async def fetch(self, after_id: int, up_to_id: int | None, filters: dict[str, str], limit: int):
+        loop = asyncio.get_running_loop()
+        key = (after_id, up_to_id, tuple(sorted(filters.items())), limit)
+        now = loop.time()
+        entry = self._ranges.get(key)
+        if entry is None or entry[0] < now or entry[1].get_loop() is not loop or up_to_id is None:
+            if len(self._ranges) >= self._MAX_ENTRIES:
+                self._ranges = {k: v for k, v in self._ranges.items() if v[0] >= now}
+            task = loop.create_task(_fetch(after_id, up_to_id, filters, limit))
+            task.add_done_callback(lambda done: self._forget_failed(key, done))
+            entry = self._ranges[key] = (now + self.REUSE_SECONDS, task)
+        return await asyncio.shield(entry[1])
+
+    def _forget_failed(self, key: tuple, task: asyncio.Task) -> None:
+        if (task.cancelled() or task.exception() is not None) and self._ranges.get(key, (0, None))[1] is task:
+            del self._ranges[key]
+
+    async def max_id(self) -> int:
+        loop = asyncio.get_running_loop()
+        task = self._max
+        if task is None or task.done() or task.get_loop() is not loop:
+            task = self._max = loop.create_task(_max_id())
+        return await asyncio.shield(task)
+
+
+_shared = _SharedReads()
+
+
 @dataclass(slots=True)
 class SignalCursor:
     after_id: int
@@ -93,7 +142,7 @@ class SignalCursor:
         long absence never loads everything at once. Returns frames sent."""
         count = 0
         while self.mark < up_to_id:
-            rows = await _fetch(self.mark, up_to_id, self.filters, REPLAY_BATCH)
+            rows = await _shared.fetch(self.mark, up_to_id, self.filters, REPLAY_BATCH)
             for signal_id, frame in rows:
                 await send(frame)
                 self.mark = signal_id
@@ -107,7 +156,7 @@ class SignalCursor:
     async def replay(self, send, *, up_to_id: int | None = None) -> int:
         """Send every stored signal with id > after_id, up to `up_to_id` (default:
         the current maximum), then the amendments the client asked for."""
-        count = await self._send_range(await _max_id() if up_to_id is None else up_to_id, send)
+        count = await self._send_range(await current_max_id() if up_to_id is None else up_to_id, send)
         if self.after_event_id is not None:
             count += await self._replay_events(send)
         return count
@@ -209,4 +258,5 @@ class SignalCursor:
 
 
 async def current_max_id() -> int:
-    return await _max_id()
+    """The newest committed signal id (concurrent callers share one query)."""
+    return await _shared.max_id()

