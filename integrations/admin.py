@@ -3,14 +3,42 @@ remote's own message, redelivery and resume; inbound tokens (create shows the to
 once, revoke) and the log of inbound alerts."""
 from __future__ import annotations
 
+from django import forms
 from django.contrib import admin, messages
-from django.db import models, transaction
+from django.db import transaction
 from django.utils.html import format_html, format_html_join
 
 from .models import BrowserPreference, Channel, Delivery, Event, InboundAlertLog, InboundToken
 from .selectors import deliveries_recent, delivery_counts_24h
-from .services import inbound_token_create, inbound_token_revoke, message_redeliver
+from .services import (
+    channel_check, inbound_token_create, inbound_token_revoke, message_redeliver, webhook_secret_new,
+)
 from .tasks import message_deliver_task
+
+
+class ChannelAdminForm(forms.ModelForm):
+    """An operator adds a community channel here under the same rules as the API;
+    the bot token is write-only (blank on edit keeps the current one)."""
+
+    url = forms.URLField(required=False, max_length=2000, assume_scheme="https",
+                         help_text="webhook endpoint or Discord webhook URL")
+    bot_token = forms.CharField(required=False, max_length=200, widget=forms.PasswordInput(render_value=False),
+                                help_text="Telegram only. Leave blank to keep the current token.")
+
+    class Meta:
+        model = Channel
+        exclude = ["secret", "failing_since"]
+
+    def clean(self):
+        data = super().clean()
+        creating = self.instance.pk is None
+        if not creating and not data.get("bot_token"):
+            data["bot_token"] = self.instance.bot_token
+        values = {k: v for k, v in data.items() if k in ("url", "bot_token", "chat_id", "topic_id", "events",
+                                                          "markets", "sources", "min_confidence")}
+        for field, problems in channel_check(kind=data.get("kind") or "", values=values, creating=True).items():
+            self.add_error(field if field in self.fields else None, problems)
+        return data
 
 
 @admin.register(Channel)
@@ -18,9 +46,8 @@ class ChannelAdmin(admin.ModelAdmin):
     list_display = ["id", "kind", "owner", "name", "target", "enabled", "paused", "last_24h"]
     list_filter = ["kind", "enabled"]
     search_fields = ["owner__username", "name", "url", "chat_id"]
+    form = ChannelAdminForm
     readonly_fields = ["secret_hint", "failing_since", "created_at", "updated_at", "last_day"]
-    exclude = ["secret", "bot_token"]
-    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
     actions = ["resume"]
 
     def get_queryset(self, request):
@@ -56,6 +83,13 @@ class ChannelAdmin(admin.ModelAdmin):
     @admin.display(description="signing secret")
     def secret_hint(self, channel: Channel) -> str:
         return f"{channel.secret[:10]}… (shown to the owner once)" if channel.secret else "—"
+
+    def save_model(self, request, obj, form, change):
+        if not change and obj.kind == "webhook":
+            obj.secret = webhook_secret_new()
+            self.message_user(request, f"Signing secret of the new webhook, shown once: {obj.secret}",
+                              messages.WARNING)
+        super().save_model(request, obj, form, change)
 
     @admin.action(description="Resume selected paused channels")
     def resume(self, request, queryset):

@@ -103,21 +103,32 @@ class ChannelCreateResult:
     secret: str  # the webhook signing secret, to show once ("" for chat channels)
 
 
+def channel_check(*, kind: str, values: dict[str, Any], creating: bool) -> dict[str, list[str]]:
+    """The rules of a channel's settings: field errors (empty when valid). On an
+    update only the given fields are checked."""
+    if kind not in ChannelKind.values:
+        return {"kind": [f"Use one of {', '.join(ChannelKind.values)}."]}
+    errors: dict[str, list[str]] = {}
+    for name in _REQUIRED[kind]:
+        if (creating or name in values) and not values.get(name):
+            errors[name] = ["This field is required." if creating else "This field may not be blank."]
+    _check_target(kind, values, errors)
+    _check_filters(values, errors)
+    return errors
+
+
+def _allowed(kind: str, values: dict[str, Any]) -> dict[str, Any]:
+    allowed = set(_TARGET_FIELDS.get(kind, ())) | set(_FILTER_FIELDS)
+    return {k: v for k, v in values.items() if k in allowed}
+
+
 def channel_create(*, owner, kind: str, **values: Any) -> ChannelCreateResult:
     """Validate and store a channel; a webhook gets a fresh signing secret.
 
     Raises ChannelValidationError with field errors.
     """
-    errors: dict[str, list[str]] = {}
-    if kind not in ChannelKind.values:
-        raise ChannelValidationError({"kind": [f"Use one of {', '.join(ChannelKind.values)}."]})
-    for name in _REQUIRED[kind]:
-        if not values.get(name):
-            errors[name] = ["This field is required."]
-    allowed = set(_TARGET_FIELDS[kind]) | set(_FILTER_FIELDS)
-    values = {k: v for k, v in values.items() if k in allowed}
-    _check_target(kind, values, errors)
-    _check_filters(values, errors)
+    values = _allowed(kind, values)
+    errors = channel_check(kind=kind, values=values, creating=True)
     if errors:
         raise ChannelValidationError(errors)
     secret = webhook_secret_new() if kind == ChannelKind.WEBHOOK else ""
@@ -128,14 +139,8 @@ def channel_create(*, owner, kind: str, **values: Any) -> ChannelCreateResult:
 def channel_update(*, channel: Channel, **values: Any) -> Channel:
     """Change a channel's target or filters. Enabling a paused channel resumes it
     (the failing clock starts afresh). Raises ChannelValidationError."""
-    allowed = set(_TARGET_FIELDS[channel.kind]) | set(_FILTER_FIELDS)
-    values = {k: v for k, v in values.items() if k in allowed}
-    errors: dict[str, list[str]] = {}
-    for name in _REQUIRED[channel.kind]:
-        if name in values and not values[name]:
-            errors[name] = ["This field may not be blank."]
-    _check_target(channel.kind, values, errors)
-    _check_filters(values, errors)
+    values = _allowed(channel.kind, values)
+    errors = channel_check(kind=channel.kind, values=values, creating=False)
     if errors:
         raise ChannelValidationError(errors)
     for name, value in values.items():

@@ -110,3 +110,24 @@ def test_the_sweep_recovers_lost_attempts_and_fan_outs(owner, remotes, instrumen
     signal_ids = sorted(r.json()["data"]["signal"]["id"] for r in received)
     assert signal_ids == sorted([Message.objects.get(pk=lost).event.signal_id, missed.id])
     assert deliveries_sweep() == {"overdue": 0, "missed": 0}
+
+
+def test_an_operator_adds_a_community_channel_in_the_admin_under_the_api_rules(admin_client, owner, remotes):
+    form = {"owner": owner.pk, "kind": "telegram", "name": "community", "url": "", "bot_token": "bad",
+            "chat_id": "@community_signals", "events": '["signal.created"]', "markets": "[]", "sources": "[]",
+            "min_confidence": 0, "enabled": "on", "paused_reason": ""}
+    refused = admin_client.post("/admin/integrations/channel/add/", form)
+    assert refused.status_code == 200 and "A Telegram bot token looks like" in refused.content.decode()
+    assert not Channel.objects.exists()
+    from integrations.tests.conftest import TELEGRAM_TOKEN
+
+    admin_client.post("/admin/integrations/channel/add/", {**form, "bot_token": TELEGRAM_TOKEN})
+    channel = Channel.objects.get()
+    assert (channel.bot_token, channel.chat_id, channel.events) == (TELEGRAM_TOKEN, "@community_signals",
+                                                                    ["signal.created"])
+    page = admin_client.get(f"/admin/integrations/channel/{channel.pk}/change/").content.decode()
+    assert TELEGRAM_TOKEN not in page
+    # Saving without retyping the token keeps it.
+    admin_client.post(f"/admin/integrations/channel/{channel.pk}/change/", {**form, "bot_token": "", "name": "renamed"})
+    channel.refresh_from_db()
+    assert (channel.name, channel.bot_token) == ("renamed", TELEGRAM_TOKEN)
