@@ -250,12 +250,15 @@ def _run(*, env: dict[str, str], procs: dict[str, str], config_path: Path, var_d
                 "supervisord_pid": supervisord.pid, "config": str(config_path),
                 "env": {k: env[k] for k in PRODUCT_ENV_KEYS if k in env},
             }, indent=2))
-            print(_banner([
+            banner = _banner([
                 f"Up: {', '.join(procs)} (supervised: a process that dies is restarted).",
                 f"Open {url}   API docs {url}api/docs/   admin {url}admin/",
                 credentials,
                 "Ctrl-C stops everything. Operator commands against this run: bin/manage <command>",
-            ]), flush=True)
+            ])
+            # One write (well under PIPE_BUF): the processes' lines cannot land inside it.
+            sys.stdout.flush()
+            os.write(sys.stdout.fileno(), f"\n{banner}\n".encode())
     except (SystemExit, Exception) as exc:  # noqa: BLE001 - stop the processes, then report
         if supervisord.poll() is None:
             supervisord.send_signal(signal.SIGTERM)
