@@ -66,38 +66,63 @@ class SuffixExtreme:
 class TrailingIndex:
     """Signals with a trailing stop, per side and distance, ordered by creation."""
 
-    __slots__ = ("_groups",)
+    __slots__ = ("_groups", "_count")
 
     def __init__(self) -> None:
-        self._groups: dict[tuple[bool, Decimal], list[tuple[int, int]]] = {}
+        # (is_long, distance) -> [scale, [(created ms, signal id), ...], extreme, trigger]
+        self._groups: dict[tuple[bool, Decimal], list] = {}
+        self._count = 0
 
     def __bool__(self) -> bool:
-        return any(self._groups.values())
+        return self._count > 0
 
     def add(self, *, is_long: bool, distance_pct: Decimal, created_ms: int, signal_id: int) -> None:
-        group = self._groups.setdefault((is_long, distance_pct), [])
+        key = (is_long, distance_pct)
+        if key not in self._groups:
+            factor = distance_pct / _HUNDRED
+            # [1 / (1 -+ f), entries by creation, cached extreme since the oldest, its trigger price]
+            self._groups[key] = [1 / (1 - factor) if is_long else 1 / (1 + factor), [], None, None]
+        group = self._groups[key]
+        entries = group[1]
         entry = (created_ms, signal_id)
-        if not group or group[-1] <= entry:
-            group.append(entry)
+        if not entries or entries[-1] <= entry:
+            entries.append(entry)
         else:
-            group.insert(bisect_left(group, entry), entry)
+            entries.insert(bisect_left(entries, entry), entry)
+        if entries[0] == entry:
+            group[2] = None   # a new oldest member: its extreme differs
+        self._count += 1
 
     def hits(self, price: Decimal, highs: SuffixExtreme, lows: SuffixExtreme) -> list[int]:
         """Remove and return the signals whose trailing level, set by the extreme since
         their creation (trades before this one), this trade's price may reach."""
         woken: list[int] = []
-        for (is_long, distance), group in self._groups.items():
-            if not group:
+        for (is_long, _), group in self._groups.items():
+            scale, entries, extreme, trigger = group
+            if not entries:
                 continue
-            factor = distance / _HUNDRED
+            if extreme is None:
+                # The oldest member has the most extreme best price, so the highest
+                # (lowest) trailing level: while it is not reached, none is.
+                extreme = (highs if is_long else lows).since(entries[0][0])
+                if extreme is None:
+                    continue
+                trigger = extreme / scale + _SLACK if is_long else extreme / scale - _SLACK
+                group[2], group[3] = extreme, trigger
+            if (price > trigger) if is_long else (price < trigger):
+                if (price > extreme) if is_long else (price < extreme):
+                    group[2] = None   # this trade becomes the new extreme
+                continue
             if is_long:   # stop = best * (1 - f) >= price  <=>  best >= price / (1 - f)
-                instant = highs.latest_reaching((price - _SLACK) / (1 - factor))
+                instant = highs.latest_reaching((price - _SLACK) * scale)
             else:         # stop = best * (1 + f) <= price  <=>  best <= price / (1 + f)
-                instant = lows.latest_reaching((price + _SLACK) / (1 + factor))
+                instant = lows.latest_reaching((price + _SLACK) * scale)
             if instant is None:
                 continue
-            count = bisect_left(group, (instant,))   # created strictly before that trade
+            count = bisect_left(entries, (instant,))   # created strictly before that trade
             if count:
-                woken.extend(sid for _, sid in group[:count])
-                del group[:count]
+                woken.extend(sid for _, sid in entries[:count])
+                del entries[:count]
+                self._count -= count
+                group[2] = None
         return woken

@@ -7,6 +7,9 @@ broadcasts the `outcome` frame and `outcome_decided` on commit).
 from __future__ import annotations
 
 import datetime as dt
+from typing import Sequence
+
+from django.db import transaction
 
 from signals.services import signal_outcome_progress
 
@@ -28,3 +31,12 @@ def outcome_progress_save(*, tracked: Tracked, evaluated_until: dt.datetime | No
         # A closed outcome was evaluated up to the moment it closed, not beyond.
         record["evaluated_until"] = max(tracked.state.closed_at, record["evaluated_until"] or tracked.state.closed_at)
     return signal_outcome_progress(signal_id=tracked.signal_id, **record) is not None
+
+
+def outcome_progress_save_many(batch: Sequence[tuple[Tracked, dt.datetime | None]]) -> list[bool]:
+    """`outcome_progress_save` for each (tracked, evaluated_until) in ONE transaction:
+    a tracker cycle's changes cost one commit, not one each (the broadcasts still go
+    out per outcome, after the commit). All or nothing: on error nothing is written
+    and the caller retries the batch (each write is conditional, so that is safe)."""
+    with transaction.atomic():
+        return [outcome_progress_save(tracked=tracked, evaluated_until=until) for tracked, until in batch]

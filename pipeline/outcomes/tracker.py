@@ -37,7 +37,7 @@ from pipeline.types import Trade
 
 from .book import OutcomeBook, Tracked, at_of, ms_of
 from .selectors import candles_between, close_before, event_last_id, events_after, outcomes_open
-from .services import outcome_progress_save
+from .services import outcome_progress_save_many
 
 logger = logging.getLogger(__name__)
 
@@ -294,19 +294,23 @@ class OutcomeTracker:
     def _persist(self) -> None:
         dirty = self._retry + self.book.take_dirty()
         self._retry = []
-        for i, tracked in enumerate(dirty):
-            book = self.book.book(tracked.symbol)
-            until = at_of(book.last_ms) if book.last_ms is not None else None
-            try:
-                kept = outcome_progress_save(tracked=tracked, evaluated_until=until)
-            except Exception:  # noqa: BLE001 - keep it dirty; the next cycle retries
-                self.counters["persist_errors"] += 1
-                logger.exception("could not persist the outcome of signal #%s", tracked.signal_id)
-                self._retry = dirty[i:]
-                return
+        if not dirty:
+            return
+        batch = []
+        for tracked in dirty:
+            last_ms = self.book.book(tracked.symbol).last_ms
+            batch.append((tracked, at_of(last_ms) if last_ms is not None else None))
+        try:
+            kept = outcome_progress_save_many(batch)
+        except Exception:  # noqa: BLE001 - keep them dirty; the next cycle retries the batch
+            self.counters["persist_errors"] += 1
+            logger.exception("could not persist %d outcomes; retrying", len(dirty))
+            self._retry = dirty
+            return
+        for tracked, still_open in zip(dirty, kept):
             self.counters["persisted"] += 1
             tracked.persisted_stop = tracked.state.effective_stop
             if tracked.state.status != "open":
                 self.counters["decided"] += 1
-            if not kept:
+            if not still_open:
                 self.book.forget(tracked.signal_id)
