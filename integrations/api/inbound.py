@@ -46,19 +46,29 @@ def _allowed(token: InboundToken, request) -> tuple[bool, int]:
     return False, max(1, math.ceil(throttle.wait() or 1))
 
 
+def _answer(token: str, body: dict, status: int) -> JsonResponse:
+    response = JsonResponse(body, status=status)
+    if status >= 400:
+        # Django logs every 4xx with the request path, and the path is the token:
+        # log it here without the secret and mark the response as logged.
+        logger.warning("inbound alert answered %s (token %s…): %s", status, token[:8], body.get("detail", ""))
+        response._has_been_logged = True  # django.utils.log.log_response skips it; test_inbound pins this
+    return response
+
+
 @csrf_exempt
 @require_POST
 def inbound_alert(request, token: str):
     token_row = InboundToken.objects.select_related("publisher").filter(
         token_hash=inbound_token_hash(token)).first()
     if token_row is None or token_row.revoked_at is not None:
-        return JsonResponse({"detail": "Unknown or revoked inbound token."}, status=401)
+        return _answer(token, {"detail": "Unknown or revoked inbound token."}, 401)
     allowed, wait = _allowed(token_row, request)
     if not allowed:
-        response = JsonResponse({"detail": f"Too many alerts for this token; retry in {wait} s."}, status=429)
+        response = _answer(token, {"detail": f"Too many alerts for this token; retry in {wait} s."}, 429)
         response["Retry-After"] = str(wait)
         return response
     if len(request.body) > _MAX_BODY:
-        return JsonResponse({"detail": f"The alert is larger than {_MAX_BODY} bytes."}, status=413)
+        return _answer(token, {"detail": f"The alert is larger than {_MAX_BODY} bytes."}, 413)
     answer = inbound_alert_receive(token=token_row, body=request.body)
-    return JsonResponse(answer.body, status=answer.status)
+    return _answer(token, answer.body, answer.status)

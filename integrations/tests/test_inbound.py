@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 from io import StringIO
 
 import pytest
@@ -150,3 +151,12 @@ def test_the_command_prints_the_token_once_and_stores_only_its_hash(staff_user, 
         call_command("inbound_token_create", "tv", "--user", "ghost")
     with pytest.raises(CommandError, match="source"):
         call_command("inbound_token_create", " ")
+
+
+def test_it_never_logs_the_token_that_is_the_url(token, caplog):
+    with caplog.at_level(logging.DEBUG):
+        assert _post(token, "BTCUSDT sideways", content_type="text/plain").status_code == 400
+        inbound_token_revoke(token=InboundToken.objects.get())
+        assert _post(token, "BTCUSDT long entry=1 sl=0.5 tp=2 conf=5", content_type="text/plain").status_code == 401
+    assert "inbound alert answered 400" in caplog.text and "inbound alert answered 401" in caplog.text
+    assert token not in caplog.text and token[8:] not in caplog.text
