@@ -46,13 +46,16 @@ def outcome_payload(outcome: SignalOutcome | None, signal: Signal | None = None)
         signal = outcome.signal
     if outcome is None:
         return {"status": "open", "closed_at": None, "exit_price": None, "r_multiple": None,
-                "legs": _legs(None, signal), "mfe_r": None, "mae_r": None}
+                "legs": _legs(None, signal), "stop_price": None, "mfe_r": None, "mae_r": None}
     return {
         "status": outcome.status,
         "closed_at": iso_utc(outcome.closed_at),
         "exit_price": decimal_str(outcome.exit_price),
         "r_multiple": decimal_str(outcome.r_multiple),
         "legs": _legs(outcome, signal),
+        # The stop the tracker holds in force (original, or moved by the rule or an
+        # amendment it applied); a frame after a target hit carries the moved stop.
+        "stop_price": decimal_str(outcome.stop_price),
         "mfe_r": decimal_str(outcome.mfe_r),
         "mae_r": decimal_str(outcome.mae_r),
     }

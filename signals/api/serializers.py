@@ -166,6 +166,7 @@ class OutcomeSerializer(serializers.Serializer):
     exit_price = serializers.CharField(allow_null=True)
     r_multiple = serializers.CharField(allow_null=True)
     legs = LegSerializer(many=True)
+    stop_price = serializers.CharField(allow_null=True, help_text="the stop the outcome tracker holds in force")
     mfe_r = serializers.CharField(allow_null=True, help_text="maximum favourable excursion, in R")
     mae_r = serializers.CharField(allow_null=True, help_text="maximum adverse excursion, in R")
 

@@ -46,7 +46,7 @@ def test_it_creates_a_signal_with_the_contract_shape(staff_client, instruments):
     assert data["note"] == "breakout" and data["expires_at"] is None
     assert ISO_UTC.match(data["created_at"]), data["created_at"]
     assert data["outcome"] == {"status": "open", "closed_at": None, "exit_price": None, "r_multiple": None,
-                               "mfe_r": None, "mae_r": None,
+                               "stop_price": "64000", "mfe_r": None, "mae_r": None,
                                "legs": [{"target": "67000", "portion": "1", "status": "open", "closed_at": None,
                                          "exit_price": None, "r": None}]}
     assert data["targets"] == [{"price": "67000", "portion": "1"}] and data["stop_rule"] == {"type": "fixed"}
