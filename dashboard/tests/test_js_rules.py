@@ -1,0 +1,141 @@
+"""The dashboard's pure browser-side rules, run in Chromium (the modules as served,
+imported by the page): label layout, the trader's figures, filters for live
+arrivals, overlays against pipeline.indicators, retry hints, health freshness."""
+from __future__ import annotations
+
+import math
+
+import pytest
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+
+def _run(page, server, module: str, body: str):
+    page.goto(f"{server.http_url}/static/dashboard/js/{module}")  # same origin for the import
+    return page.evaluate(f"""async () => {{
+        const m = await import('/static/dashboard/js/{module}');
+        {body}
+    }}""")
+
+
+def test_it_spreads_level_labels_so_none_overlap_or_leave_the_plot(server, page):
+    out = _run(page, server, "levels.js", """
+        return {
+            apart: m.spreadLabels([50, 100, 150], 15, 0, 200),
+            crowded: m.spreadLabels([100, 101, 99, 100.5], 15, 0, 200, 2),
+            top: m.spreadLabels([-40, 3, 5], 15, 10, 200, 2),
+            bottom: m.spreadLabels([199, 198], 15, 0, 200, 2),
+            tooMany: m.spreadLabels([50, 50, 50, 50], 15, 0, 40, 2),
+        };
+    """)
+    assert out["apart"] == [50, 100, 150]  # room enough: labels stay on their lines
+    for name in ("crowded", "top", "bottom"):
+        ys = out[name]
+        top = 10 if name == "top" else 0
+        assert all(top + 7.5 <= y <= 200 - 7.5 for y in ys), (name, ys)
+        ordered = sorted(ys)
+        assert all(b - a >= 17 - 1e-9 for a, b in zip(ordered, ordered[1:])), (name, ys)
+    # Order is kept: a higher line never gets a lower label.
+    crowded = out["crowded"]
+    assert crowded[2] < crowded[0] < crowded[3] < crowded[1]
+    # No room for all: spread evenly over the plot, first to last.
+    assert out["tooMany"] == pytest.approx([7.5, 7.5 + 25 / 3, 7.5 + 50 / 3, 32.5])
+
+
+def test_it_computes_reward_risk_unrealized_r_and_the_stop_in_force(server, page):
+    out = _run(page, server, "levels.js", """
+        const long = { direction: 'long', entry_price: '100', stop_loss: '90', take_profit: '130' };
+        const short = { direction: 'short', entry_price: '100', stop_loss: '110', take_profit: '80' };
+        return {
+            rrLong: m.rewardRisk(long), rrShort: m.rewardRisk(short),
+            urLong: m.unrealizedR(long, '105'), urShort: m.unrealizedR(short, '105'),
+            dist: m.distancePct(long, '99'),
+            bad: m.rewardRisk({ direction: 'long', entry_price: '100', stop_loss: '100', take_profit: '110' }),
+            stop: m.effectiveStop({ ...long, effective_stop: '95' }), stopAbsent: m.effectiveStop(long),
+            targets: m.targetsOf({ ...long, targets: [{ price: '110', portion: '0.5' }, { price: '130', portion: '0.5' }],
+                                   outcome: { legs: [{ status: 'tp_hit' }, { status: 'open' }] } }),
+            single: m.targetsOf(long),
+        };
+    """)
+    assert out["rrLong"] == 3 and out["rrShort"] == 2
+    assert out["urLong"] == 0.5 and out["urShort"] == -0.5
+    assert math.isclose(out["dist"], -1.0)
+    assert out["bad"] is None
+    assert out["stop"] == "95" and out["stopAbsent"] == "90"
+    assert [(t["price"], t["status"]) for t in out["targets"]] == [("110", "tp_hit"), ("130", "open")]
+    assert [(t["price"], t["portion"]) for t in out["single"]] == [("130", 1)]
+
+
+def test_it_applies_every_filter_to_live_arrivals(server, page):
+    out = _run(page, server, "filters.js", """
+        const s = { symbol: 'BTCUSDT', market: 'crypto', source: 'manual', direction: 'long', confidence: 70,
+                    created_at: '2026-05-01T23:59:59Z', outcome: { status: 'open' } };
+        const cases = {
+            none: {}, symbol: { symbol: 'ETHUSDT' }, market: { market: 'forex' }, source: { source: 'ema' },
+            direction: { direction: 'short' }, outcomeOpen: { outcome: 'open' }, outcomeWon: { outcome: 'tp_hit' },
+            conf70: { min_confidence: '70' }, conf71: { min_confidence: '71' },
+            sameDay: { date_from: '2026-05-01', date_to: '2026-05-01' }, before: { date_to: '2026-04-30' },
+            after: { date_from: '2026-05-02' },
+        };
+        return Object.fromEntries(Object.entries(cases).map(([k, f]) => [k, m.matchesFilters(s, f)]));
+    """)
+    assert out == {"none": True, "symbol": False, "market": False, "source": False, "direction": False,
+                   "outcomeOpen": True, "outcomeWon": False, "conf70": True, "conf71": False, "sameDay": True,
+                   "before": False, "after": False}
+
+
+def test_it_draws_the_same_indicator_values_as_the_strategies_use(server, page):
+    from pipeline.indicators import EMA, SMA, BollingerBands
+
+    closes = [100 + 5 * math.sin(i / 4) + (i % 7) * 0.3 for i in range(80)]
+    out = _run(page, server, "overlays.js", f"""
+        const closes = {closes};
+        return {{ ema: m.ema(closes, 9), sma: m.sma(closes, 20), bb: m.bollinger(closes, 20, 2),
+                  lines: m.overlaysFor([{{ strategy: 'ema_crossover', params: {{ fast: 9, slow: 21 }} }},
+                                        {{ strategy: 'macd_cross', params: {{ fast: 9, slow: 26, signal: 9 }} }},
+                                        {{ strategy: 'rsi_reversal', params: {{}} }}], closes).map(l => l.label) }};
+    """)
+    ema, sma, bands = EMA(9), SMA(20), BollingerBands(20, 2.0)
+    for i, close in enumerate(closes):
+        expected_ema, expected_sma, expected_bb = ema.update(close), sma.update(close), bands.update(close)
+        for got, want in ((out["ema"][i], expected_ema), (out["sma"][i], expected_sma)):
+            assert (got is None) == (want is None), i
+            if want is not None:
+                assert math.isclose(got, want, rel_tol=1e-9), (i, got, want)
+        if expected_bb is not None:
+            lower, middle, upper = expected_bb
+            assert math.isclose(out["bb"]["lower"][i], lower, rel_tol=1e-9)
+            assert math.isclose(out["bb"]["mid"][i], middle, rel_tol=1e-9)
+            assert math.isclose(out["bb"]["upper"][i], upper, rel_tol=1e-9)
+    # One line per distinct indicator; an oscillator (RSI) has none on the price scale.
+    assert out["lines"] == ["EMA 9", "EMA 21", "EMA 26"]
+
+
+def test_it_waits_the_retry_hint_plus_bounded_jitter(server, page):
+    out = _run(page, server, "backoff.js", """
+        return [m.retryAfterDelay(2, { random: () => 0 }), m.retryAfterDelay(2, { random: () => 0.999 }),
+                m.retryAfterDelay(20, { random: () => 0.999 }), m.retryAfterDelay(0, { random: () => 0.5 })];
+    """)
+    assert out[0] == 2000 and 2000 < out[1] < 3000
+    assert 20000 < out[2] < 25000  # a quarter of a long wait spreads a crowd further
+    assert out[3] == 500
+
+
+def test_it_calls_a_health_reading_stale_or_offline_by_the_rule(server, page):
+    out = _run(page, server, "health_rules.js", """
+        const f = (receivedAt, now, connected) => m.healthFreshness({ receivedAt, now, maxAgeMs: 60000, connected });
+        return [f(0, 1000, true), f(1000, 61000, true), f(1000, 61001, true), f(1000, 2000, false)];
+    """)
+    assert out == ["none", "fresh", "stale", "disconnected"]
+
+
+def test_it_picks_a_timeframe_that_reaches_back_to_the_signal(server, page):
+    out = _run(page, server, "price_chart.js", """
+        const now = 1_800_000_000;
+        const offered = ['1m', '5m', '15m', '1h', '4h', '1d'];
+        return [m.timeframeCovering(now - 600, '1m', offered, now), m.timeframeCovering(now - 600, '1h', offered, now),
+                m.timeframeCovering(now - 6 * 3600, '1m', offered, now),
+                m.timeframeCovering(now - 20 * 86400, '1m', offered, now),
+                m.timeframeCovering(now - 900 * 86400, '1m', offered, now)];
+    """)
+    assert out == ["1m", "1h", "5m", "4h", "1d"]
