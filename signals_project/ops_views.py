@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import hmac
 import ipaddress
+import threading
+import time
+from typing import Any, Callable
 
 from django.conf import settings
 from django.http import HttpResponse, JsonResponse
@@ -13,10 +16,36 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pipeline.health_facts import dependencies_check, health_current
 
 
+class _Coalesced:
+    """The last answer of `produce`, reused for OPS_COALESCE_SECONDS by this process.
+
+    Why: load balancers, probes and scrapers poll these endpoints from many places at
+    once; within a second the answer cannot change meaningfully, and computing it once
+    per second keeps a burst of polls from queueing behind database and Redis round
+    trips (bench/ops.py)."""
+
+    def __init__(self, produce: Callable[[], Any]):
+        self._produce = produce
+        self._lock = threading.Lock()
+        self._value: Any = None
+        self._at = float("-inf")
+
+    def get(self) -> Any:
+        with self._lock:
+            if time.monotonic() - self._at >= settings.OPS_COALESCE_SECONDS:
+                self._value, self._at = self._produce(), time.monotonic()
+            return self._value
+
+
+_health = _Coalesced(lambda: health_current())
+_metrics = _Coalesced(generate_latest)
+
+
 def health(request):
     """`{"status", "score", "components", "database", "redis", "checked_at"}`; 503 when down
-    (pipeline.health_facts.health_current: the latest stored check + live DB/Redis checks)."""
-    body = health_current()
+    (pipeline.health_facts.health_current: the latest stored check + live DB/Redis checks,
+    at most once a second per process)."""
+    body = _health.get()
     return JsonResponse(body, status=503 if body["status"] == "down" else 200)
 
 
@@ -55,5 +84,5 @@ def metrics_view(request):
     if not _metrics_allowed(request):
         return HttpResponse("metrics: staff session, bearer token or an allowed network required\n",
                             status=403, content_type="text/plain")
-    return HttpResponse(generate_latest(), content_type=CONTENT_TYPE_LATEST)
+    return HttpResponse(_metrics.get(), content_type=CONTENT_TYPE_LATEST)
 

@@ -262,6 +262,8 @@ FEED_STALL_FACTOR = env_float("FEED_STALL_FACTOR", 10.0, minimum=1.0)
 # heartbeat is older than this (it renews every third of it).
 FEED_LEASE_SECONDS = env_float("FEED_LEASE_SECONDS", 20.0, minimum=1.0)
 HEALTH_HISTORY_HOURS = env_float("HEALTH_HISTORY_HOURS", 24.0, minimum=0.1)
+# /health/ and /metrics compute their answer at most this often per web process.
+OPS_COALESCE_SECONDS = env_float("OPS_COALESCE_SECONDS", 1.0, minimum=0.0)
 # /metrics answers staff sessions, `Authorization: Bearer <METRICS_TOKEN>` (when set)
 # and clients from these networks (default: this host only).
 METRICS_TOKEN = env_str("METRICS_TOKEN", "")

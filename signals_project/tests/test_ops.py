@@ -7,13 +7,16 @@ from pipeline.tests.feed_fixtures import feed_redis  # noqa: F401
 
 
 @pytest.fixture(autouse=True)
-def _no_cached_health_check():
-    """Each test starts without the Redis copy of the last health check."""
+def _no_cached_health_check(settings):
+    """Each test starts without the Redis copy of the last health check, and every
+    request computes its answer (no per-process coalescing)."""
     from pipeline.redis_store import redis_client, redis_key
 
-    redis_client().delete(redis_key("health:latest"))
+    settings.OPS_COALESCE_SECONDS = 0
+    client, key = redis_client(), redis_key("health:latest")  # before a test points REDIS_URL away
+    client.delete(key)
     yield
-    redis_client().delete(redis_key("health:latest"))
+    client.delete(key)
 
 @pytest.mark.django_db
 def test_it_reports_health_with_components(client):
@@ -201,3 +204,15 @@ def test_it_exports_shared_counters_feed_and_health_series(client, instruments, 
                  'feed_reconnects_total 2.0', 'feed_messages_per_second 3.5', 'health_score 77.0',
                  'health_component_points{component="pipeline"} 0.0'):
         assert line in text, line
+
+
+@pytest.mark.django_db
+def test_it_computes_health_and_metrics_at_most_once_per_interval(client, settings):
+    settings.OPS_COALESCE_SECONDS = 60
+    _snapshot(score=90, status="ok")
+    first = client.get("/health/").json()
+    _snapshot(score=40, status="down")
+    assert client.get("/health/").json() == first  # the same answer within the interval
+    settings.OPS_COALESCE_SECONDS = 0
+    response = client.get("/health/")
+    assert response.status_code == 503 and response.json()["score"] == 40
