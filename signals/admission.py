@@ -12,9 +12,11 @@ retried, and piled up (14,798 handshakes started for 922 accepted). So:
   - at most WS_REPLAY_CONCURRENCY replays read the database at the same time, so
     admitted clients finish quickly instead of all progressing slowly.
 
-The retry hint is the demand (pending connections plus those refused in the last
-two seconds) divided by the measured rate at which connections go live; clients add
-their own jitter. A refused connection is held open (at most HOLD_REFUSED_SECONDS)
+The retry hint is the backlog (pending connections) divided by the measured rate at
+which connections go live; clients add their own jitter, which spreads the refused
+ones over the following seconds. (Counting refusals as demand overstated it: bots
+that retry at once are counted many times, and the hint then sent well-behaved
+clients away for half a minute.) A refused connection is held open (at most HOLD_REFUSED_SECONDS)
 before its close: clients that ignore the hint and retry at once, as many bots do,
 then cost the process a handshake every few seconds instead of several per second.
 """
@@ -46,11 +48,9 @@ class Admission:
         self.pending = 0
         self.replay_slots = asyncio.Semaphore(replay_concurrency)
         self._went_live: deque[float] = deque(maxlen=8192)
-        self._refused: deque[float] = deque(maxlen=8192)
 
     def try_admit(self) -> bool:
         if self.pending >= self.max_pending:
-            self._refused.append(time.monotonic())
             return False
         self.pending += 1
         return True
@@ -63,12 +63,10 @@ class Admission:
     def retry_after(self) -> int:
         """Seconds after which the backlog should have cleared, 1..30."""
         horizon = time.monotonic() - _RATE_WINDOW_SECONDS
-        for stamps in (self._went_live, self._refused):
-            while stamps and stamps[0] < horizon:
-                stamps.popleft()
+        while self._went_live and self._went_live[0] < horizon:
+            self._went_live.popleft()
         rate = max(len(self._went_live) / _RATE_WINDOW_SECONDS, _MIN_RATE_PER_SECOND)
-        demand = self.pending + len(self._refused)
-        return max(1, min(_MAX_RETRY_AFTER, math.ceil(demand / rate)))
+        return max(1, min(_MAX_RETRY_AFTER, math.ceil(self.pending / rate)))
 
 
 _admissions: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Admission]" = weakref.WeakKeyDictionary()
