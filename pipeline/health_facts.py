@@ -25,12 +25,11 @@ from .feeds import health_store
 from signals.broadcast import health_broadcast
 
 from .health import HealthFacts, MarketFacts, StrategyFacts, StreamFacts, health_score, health_status_for
-from .models import StrategyConfig
+from .models import Candle, StrategyConfig
 from .redis_store import redis_client, redis_key
 from .services import health_snapshot_record
 from .selectors import health_snapshot_latest, market_data_health
 from .shared_counters import shared_counter_totals
-from .sessions import market_is_open
 
 logger = logging.getLogger(__name__)
 
@@ -71,20 +70,22 @@ def redis_check() -> str | None:
 
 
 def _strategy_facts(now: dt.datetime) -> StrategyFacts:
+    """Enabled configs, and those late: a closed candle of their series that closed
+    more than STRATEGY_GRACE_SECONDS ago lies beyond how far they were evaluated
+    (`last_candle_open_time`). Judged against stored candles, not the clock, so a
+    quiet symbol without a candle in some minute is not called late."""
     configs = list(StrategyConfig.objects.filter(enabled=True).select_related("instrument"))
     late = []
-    now_ms = dt_to_ms(now)
     for config in configs:
         size = TIMEFRAME_MS.get(config.timeframe)
-        if size is None or not market_is_open(config.instrument.market, now):
+        if size is None:
             continue
-        newest_closed_open = now_ms - now_ms % size - size
-        if now_ms - (newest_closed_open + size) < STRATEGY_GRACE_SECONDS * 1000:
-            newest_closed_open -= size  # the newest close is still within its grace
-        if dt_to_ms(config.created_at) > newest_closed_open + size:
-            continue  # configured after that candle closed: nothing was due yet
-        done = config.last_candle_open_time
-        if done is None or dt_to_ms(done) < newest_closed_open:
+        pending = Candle.objects.filter(instrument_id=config.instrument_id, timeframe=config.timeframe,
+                                        closed=True, open_time__gte=config.created_at - dt.timedelta(milliseconds=size))
+        if config.last_candle_open_time is not None:
+            pending = pending.filter(open_time__gt=config.last_candle_open_time)
+        oldest = pending.order_by("open_time").values_list("open_time", flat=True).first()
+        if oldest is not None and dt_to_ms(now) - (dt_to_ms(oldest) + size) > STRATEGY_GRACE_SECONDS * 1000:
             late.append(f"{config.strategy} {config.instrument.symbol} {config.timeframe}")
     return StrategyFacts(enabled=len(configs), late=tuple(late))
 

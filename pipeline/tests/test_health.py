@@ -14,6 +14,7 @@ from pipeline.health import (
     health_score,
     health_status_for,
 )
+from pipeline.tests.feed_fixtures import feed_redis  # noqa: F401
 
 
 def _flowing(symbol: str) -> StreamFacts:
@@ -156,3 +157,45 @@ def test_it_learns_a_streams_gap_and_scales_its_stall_limit_with_it():
     assert not symbol_stream_healthy(expected_gap=0.1, **kwargs)
     assert symbol_stream_healthy(expected_gap=1.2, **kwargs)
     assert not symbol_stream_healthy(**{**kwargs, "state": "reconnecting"}, expected_gap=1.2)
+
+
+@pytest.mark.django_db
+def test_it_finds_strategy_configs_not_evaluated_on_their_closed_candles(instruments, feed_redis):
+    import datetime as dt
+    from decimal import Decimal
+
+    from django.utils import timezone
+
+    from pipeline.candle_sql import ms_to_dt
+    from pipeline.health_facts import health_facts_collect
+    from pipeline.models import StrategyConfig
+    from pipeline.services import klines_ingest
+    from pipeline.types import Kline
+
+    now = timezone.now()
+    now_ms = int(now.timestamp() * 1000)
+    minute = now_ms - now_ms % 60_000
+    opens = [minute - 6 * 60_000, minute - 5 * 60_000, minute - 4 * 60_000]
+    klines_ingest(klines=[Kline("BTCUSDT", "1m", t, Decimal(1), Decimal(2), Decimal(1), Decimal(2), Decimal(1), 1,
+                                True) for t in opens])
+    config = StrategyConfig.objects.create(strategy="rsi_reversal", instrument=instruments["BTCUSDT"],
+                                           timeframe="1m", params={})
+    StrategyConfig.objects.filter(pk=config.pk).update(created_at=now - dt.timedelta(hours=1))
+
+    def strategies():
+        return health_facts_collect(now=now)[0].strategies
+
+    assert strategies() == StrategyFacts(enabled=1, late=("rsi_reversal BTCUSDT 1m",))
+    StrategyConfig.objects.filter(pk=config.pk).update(last_candle_open_time=ms_to_dt(opens[1]))
+    assert strategies().late == ("rsi_reversal BTCUSDT 1m",)  # one closed candle still waits
+    StrategyConfig.objects.filter(pk=config.pk).update(last_candle_open_time=ms_to_dt(opens[2]))
+    assert strategies() == StrategyFacts(enabled=1, late=())
+    # A candle that closed moments ago is within its grace: not late yet.
+    klines_ingest(klines=[Kline("BTCUSDT", "1m", minute - 60_000, Decimal(1), Decimal(2), Decimal(1), Decimal(2),
+                                Decimal(1), 1, True)])
+    assert health_facts_collect(now=ms_to_dt(minute + 10_000))[0].strategies.late == ()
+    # Configured after those candles closed: nothing was due.
+    StrategyConfig.objects.filter(pk=config.pk).update(last_candle_open_time=None, created_at=now)
+    assert health_facts_collect(now=ms_to_dt(minute + 10_000))[0].strategies.late == ()
+    StrategyConfig.objects.filter(pk=config.pk).update(enabled=False)
+    assert strategies() == StrategyFacts(enabled=0, late=())
