@@ -30,9 +30,10 @@ from signals.services import SignalValidationError, signal_create
 
 from .aggregation import TIMEFRAME_MS
 from .candle_sql import dt_to_ms, ms_to_dt
-from .models import Candle, StrategyConfig, Timeframe
+from .models import StrategyConfig, Timeframe
 from .strategies import Bar, Proposal, Strategy, UnknownStrategyError, params_clean, strategy_get
 from .strategies.replay import window_decide, window_size
+from .strategy_selectors import closed_bars, config_last_trigger_ms
 
 logger = logging.getLogger(__name__)
 
@@ -206,26 +207,6 @@ class RunReport:
                 "created": self.created, "existing": self.existing, "skipped": self.skipped}
 
 
-def bars_from_candles(rows: Iterable[tuple]) -> list[Bar]:
-    """(open_time, open, high, low, close, volume) rows as Bars."""
-    return [Bar(dt_to_ms(t), float(o), float(h), float(lo), float(c), float(v)) for t, o, h, lo, c, v in rows]
-
-
-def closed_bars(*, instrument_id: int, timeframe: str, until: dt.datetime | None = None, limit: int,
-                since: dt.datetime | None = None) -> list[Bar]:
-    """Closed candles of a series as Bars, oldest first: the newest `limit` with open
-    time <= `until` (all when None), or, with `since`, from `since` on."""
-    qs = Candle.objects.filter(instrument_id=instrument_id, timeframe=timeframe, closed=True)
-    if until is not None:
-        qs = qs.filter(open_time__lte=until)
-    fields = ("open_time", "open", "high", "low", "close", "volume")
-    if since is not None:
-        return bars_from_candles(qs.filter(open_time__gte=since).order_by("open_time").values_list(*fields)[:limit])
-    rows = list(qs.order_by("-open_time").values_list(*fields)[:limit])
-    rows.reverse()
-    return bars_from_candles(rows)
-
-
 def _tick_round(value: float, tick: Decimal) -> Decimal:
     tick = tick if tick and tick > 0 else Decimal("0.00000001")
     return (Decimal(repr(value)) / tick).to_integral_value(ROUND_HALF_EVEN) * tick
@@ -252,12 +233,6 @@ def proposal_fields(proposal: Proposal, tick: Decimal) -> dict[str, Any]:
         out["targets"] = [{"price": str(_tick_round(price, tick)), "portion": str(portion)}
                           for (price, _), portion in zip(proposal.targets, portions)]
     return out
-
-
-def _last_trigger_ms(config: StrategyConfig) -> int | None:
-    last = (Signal.objects.filter(trigger_config_id=config.pk).order_by("-trigger_candle_open_time")
-            .values_list("trigger_candle_open_time", flat=True).first())
-    return None if last is None else dt_to_ms(last)
 
 
 def _publish(config: StrategyConfig, strategy: Strategy, bar: Bar, proposal: Proposal, report: RunReport) -> None:
@@ -306,7 +281,7 @@ def _evaluate(config: StrategyConfig, now: dt.datetime, report: RunReport) -> No
                           until=ms_to_dt(todo[-1].open_ms), limit=size + len(todo))
     position = {b.open_ms: i for i, b in enumerate(history)}
     cooldown_ms = config.cooldown_minutes * 60_000
-    last_trigger = _last_trigger_ms(config)
+    last_trigger = config_last_trigger_ms(config_id=config.pk)
     now_ms = dt_to_ms(now)
     for bar in todo:
         report.candles += 1

@@ -19,6 +19,7 @@ from rest_framework.views import APIView
 
 from .models import StrategyConfig
 from .strategies import strategy_catalog
+from .strategy_selectors import strategy_config_get, strategy_config_list
 from .strategy_services import (
     StrategyConfigError,
     StrategyConfigInUse,
@@ -90,7 +91,7 @@ def _body(request, *, creating: bool) -> dict:
 
 
 def _config(pk: int) -> StrategyConfig:
-    config = StrategyConfig.objects.select_related("instrument").filter(pk=pk).first()
+    config = strategy_config_get(config_id=pk)
     if config is None:
         raise NotFound("No strategy config with this id.")
     return config
@@ -105,8 +106,7 @@ class StrategyConfigList(APIView):
 
     @extend_schema(responses=StrategyConfigSerializer(many=True))
     def get(self, request):
-        configs = StrategyConfig.objects.select_related("instrument").order_by("id")
-        return Response([config_payload(c) for c in configs])
+        return Response([config_payload(c) for c in strategy_config_list()])
 
     @extend_schema(request=StrategyConfigSerializer, responses={201: StrategyConfigSerializer, 400: _BAD})
     def post(self, request):

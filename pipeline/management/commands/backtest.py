@@ -18,10 +18,10 @@ from pipeline.backtest import CandleRow, backtest_run
 from pipeline.management.commands.backfill import DATE_HELP
 from pipeline.management.commands.backfill import _parse_when as _when  # one date rule for both commands
 from pipeline.candle_sql import dt_to_ms, ms_to_dt
-from pipeline.models import Candle
 from pipeline.selectors import UnknownSymbolError, instrument_get
 from pipeline.strategies import STRATEGIES, UnknownStrategyError, params_clean, strategy_get
 from pipeline.strategies.replay import window_size
+from pipeline.strategy_selectors import closed_candle_rows
 from pipeline.strategy_services import MAX_COOLDOWN_MINUTES
 
 def _table(trades: list[dict]) -> str:
@@ -77,10 +77,8 @@ class Command(BaseCommand):
         # Candles before --from only warm up the indicators (the live window's length).
         period = dt.timedelta(milliseconds=TIMEFRAME_MS[timeframe])
         warm_from = start - period * window_size(strategy, params)
-        rows = Candle.objects.filter(instrument=instrument, timeframe=timeframe, closed=True,
-                                     open_time__gte=warm_from, open_time__lt=end).order_by("open_time")
-        candles = [CandleRow(dt_to_ms(t), o, h, lo, c, v)
-                   for t, o, h, lo, c, v in rows.values_list("open_time", "open", "high", "low", "close", "volume")]
+        candles = [CandleRow(dt_to_ms(t), o, h, lo, c, v) for t, o, h, lo, c, v in closed_candle_rows(
+            instrument_id=instrument.pk, timeframe=timeframe, since=warm_from, until=end)]
         if not any(c.open_ms >= dt_to_ms(start) for c in candles):
             raise CommandError(f"No closed {timeframe} candles of {instrument.symbol} between {start.isoformat()} "
                                f"and {end.isoformat()}: backfill them first (manage.py backfill).")
