@@ -91,7 +91,8 @@ class SignalAddForm(forms.ModelForm):
         self.service_kwargs = parsed
         # Every field in one round: the service judges what parsed, the form reports the rest.
         targets_of = {"symbol": "instrument", "stop_rule": "stop_rule"}
-        for field, problems in signal_validate(**parsed).items():
+        unparsed = ["symbol" if name == "instrument" else name for name in self.errors]
+        for field, problems in signal_validate(unparsed=unparsed, **parsed).items():
             target = targets_of.get(field, field)
             for problem in problems:
                 self.add_error(target if target in self.fields else None, problem)

@@ -151,7 +151,8 @@ class SignalViewSet(mixins.CreateModelMixin, mixins.ListModelMixin, mixins.Retri
         with API_CREATE_LATENCY.time():
             values, type_errors = parse_every_field(SignalCreateInputSerializer(data=request.data))
             # One answer names every bad field: the service judges what did parse.
-            errors = _merge(type_errors, signal_validate(**values) if "non_field_errors" not in type_errors else {})
+            domain = {} if "non_field_errors" in type_errors else signal_validate(unparsed=type_errors, **values)
+            errors = _merge(type_errors, domain)
             if errors:
                 raise ValidationError(errors)
             key = request.headers.get("Idempotency-Key")

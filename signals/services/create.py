@@ -13,7 +13,7 @@ import hashlib
 import json
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import Any, Iterable
 
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
@@ -215,13 +215,14 @@ def _validate(fields: dict[str, Any], *, now: dt.datetime) -> tuple[dict[str, An
     return clean, errors
 
 
-def signal_validate(**fields: Any) -> dict[str, list[str]]:
+def signal_validate(*, unparsed: Iterable[str] = (), **fields: Any) -> dict[str, list[str]]:
     """Dry-run the creation rules: field errors (empty when the input is valid).
 
-    A door that parsed some fields and not others passes only the parsed ones: rules
-    about an absent required field are skipped (the door reports it), so one answer
-    names every bad field at once.
+    A door that parsed some fields and not others passes the parsed ones and names
+    the others in `unparsed`: rules about those (and about absent required fields)
+    are skipped, since the door reports them, so one answer names every bad field.
     """
+    fields.update(dict.fromkeys(unparsed, _MISSING))
     _, errors = _validate(fields, now=timezone.now())
     return errors
 

@@ -149,3 +149,9 @@ def test_it_documents_the_lifecycle_in_the_schema(db):
     assert "legs" in schema["components"]["schemas"]["Outcome"]["properties"]
     listed = {p["name"] for p in schema["paths"]["/api/signals/"]["get"]["parameters"]}
     assert "outcome" in listed
+
+
+def test_it_does_not_ask_for_take_profit_when_the_ladder_failed_to_parse(staff_client, instruments):
+    response = staff_client.post(URL, _body(targets=[{"price": "abc", "portion": "1"}]), format="json")
+    assert response.status_code == 400
+    assert set(response.json()) == {"targets"}, response.json()
