@@ -190,3 +190,23 @@ def test_it_stops_tracking_a_signal_closed_by_an_amendment(instruments, staff_us
     row = outcome(signal)
     assert row.status == "cancelled" and row.exit_price is None
     assert signal.id not in tracker.book.tracked
+
+
+def test_it_applies_an_amendment_made_during_a_gap_between_the_candles_around_it(instruments, staff_user):
+    minute = 60_000
+    now_minute = ms_of(timezone.now()) // minute * minute
+    signal = make_signal(created_by=staff_user, take_profit="130",
+                         created_at=at_of(now_minute - 3 * minute))
+    tracker = OutcomeTracker()
+    tracker.step([("trades", trades((now_minute + 3 * minute, "100")))])   # held: start-up
+    event = signal_event_create(signal_id=signal.id, event_type="move_stop", price="99", created_by=staff_user)
+    tracker.step()
+    klines_ingest(klines=[
+        minute_kline(now_minute - 2 * minute, "100", "101", "95", "100"),   # before the move: 95 is fine
+        minute_kline(now_minute + minute, "100", "101", "98.5", "99.5"),    # after it: the moved stop
+    ])
+    tracker.step([("filled", SYMBOL, now_minute + 3 * minute)])
+    row = outcome(signal)
+    assert event.created_at < at_of(now_minute + minute)
+    assert (row.status, row.exit_price, row.closed_at) == ("sl_hit", D("99"), at_of(now_minute + minute))
+    assert row.state["last_event_id"] == event.id
