@@ -129,7 +129,9 @@ def strategy_config_update(*, config_id: int, **changes: Any) -> StrategyConfig:
     with transaction.atomic():
         config = StrategyConfig.objects.select_for_update().select_related("instrument").get(pk=config_id)
         strategy = changes.get("strategy", config.strategy)
-        params = changes.get("params", {})
+        params = changes.get("params")
+        if params is None:  # absent or null: keep the stored params
+            params = {}
         if isinstance(params, dict):
             params = {**(config.params if strategy == config.strategy else {}), **params}
         clean, errors = _validated(

@@ -90,25 +90,32 @@ def _body(request, *, creating: bool) -> dict:
     return {name: data[name] for name in _FIELDS if name in data}
 
 
+_MAX_ID = 2**63 - 1  # bigint: a larger id in the URL is simply not found
+
+
 def _config(pk: int) -> StrategyConfig:
-    config = strategy_config_get(config_id=pk)
+    config = strategy_config_get(config_id=pk) if pk <= _MAX_ID else None
     if config is None:
         raise NotFound("No strategy config with this id.")
     return config
 
 
 _BAD = OpenApiResponse(description="Field errors; bad params are listed under 'params' by name.")
+_NO_AUTH = OpenApiResponse(description="No valid session or token.")
+_NOT_STAFF = OpenApiResponse(description="Only staff may create or change strategy configs.")
+_MISSING = OpenApiResponse(description="No strategy config with this id.")
 
 
 class StrategyConfigList(APIView):
     permission_classes = [StaffWrites]
     serializer_class = StrategyConfigSerializer
 
-    @extend_schema(responses=StrategyConfigSerializer(many=True))
+    @extend_schema(responses={200: StrategyConfigSerializer(many=True), 401: _NO_AUTH})
     def get(self, request):
         return Response([config_payload(c) for c in strategy_config_list()])
 
-    @extend_schema(request=StrategyConfigSerializer, responses={201: StrategyConfigSerializer, 400: _BAD})
+    @extend_schema(request=StrategyConfigSerializer,
+                   responses={201: StrategyConfigSerializer, 400: _BAD, 401: _NO_AUTH, 403: _NOT_STAFF})
     def post(self, request):
         try:
             config = strategy_config_create(**_body(request, creating=True))
@@ -121,11 +128,12 @@ class StrategyConfigDetail(APIView):
     permission_classes = [StaffWrites]
     serializer_class = StrategyConfigSerializer
 
-    @extend_schema(responses=StrategyConfigSerializer)
+    @extend_schema(responses={200: StrategyConfigSerializer, 401: _NO_AUTH, 404: _MISSING})
     def get(self, request, pk: int):
         return Response(config_payload(_config(pk)))
 
-    @extend_schema(request=StrategyConfigSerializer(partial=True), responses={200: StrategyConfigSerializer, 400: _BAD})
+    @extend_schema(request=StrategyConfigSerializer(partial=True),
+                   responses={200: StrategyConfigSerializer, 400: _BAD, 401: _NO_AUTH, 403: _NOT_STAFF, 404: _MISSING})
     def patch(self, request, pk: int):
         _config(pk)
         try:
@@ -134,7 +142,8 @@ class StrategyConfigDetail(APIView):
             raise ValidationError(exc.errors) from None
         return Response(config_payload(_config(config.pk)))
 
-    @extend_schema(responses={204: None, 409: OpenApiResponse(description="The config made signals: disable it.")})
+    @extend_schema(responses={204: None, 401: _NO_AUTH, 403: _NOT_STAFF, 404: _MISSING,
+                              409: OpenApiResponse(description="The config made signals: disable it.")})
     def delete(self, request, pk: int):
         _config(pk)
         try:
@@ -156,6 +165,6 @@ _CATALOG = inline_serializer("StrategyCatalogEntry", {
 
 
 class StrategyCatalog(APIView):
-    @extend_schema(responses=_CATALOG)
+    @extend_schema(responses={200: _CATALOG, 401: _NO_AUTH})
     def get(self, request):
         return Response(strategy_catalog())

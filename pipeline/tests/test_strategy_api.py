@@ -126,3 +126,14 @@ def test_it_validates_configs_in_the_admin_with_the_same_rules(client, staff_use
                                                     "candle_open_time": dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)})
     assert client.post(f"/admin/pipeline/strategyconfig/{config.pk}/delete/", {"post": "yes"}).status_code == 403
     assert StrategyConfig.objects.filter(pk=config.pk).exists()
+
+
+@pytest.mark.django_db
+def test_it_keeps_params_on_a_null_patch_and_answers_404_for_an_id_beyond_bigint(staff_client, instruments):
+    config = strategy_config_create(strategy="ema_crossover", symbol="BTCUSDT", timeframe="1m", params={"fast": 4})
+    response = staff_client.patch(f"/api/strategies/{config.pk}/", {"params": None, "cooldown_minutes": 5},
+                                  format="json")
+    assert response.status_code == 200 and response.json()["params"]["fast"] == 4
+    assert response.json()["cooldown_minutes"] == 5
+    assert staff_client.get(f"/api/strategies/{2**64}/").status_code == 404
+    assert staff_client.patch(f"/api/strategies/{2**64}/", {}, format="json").status_code == 404
