@@ -139,3 +139,18 @@ def test_it_picks_a_timeframe_that_reaches_back_to_the_signal(server, page):
                 m.timeframeCovering(now - 900 * 86400, '1m', offered, now)];
     """)
     assert out == ["1m", "1h", "5m", "4h", "1d"]
+
+
+def test_it_reads_what_a_close_code_asks_of_the_client(server, page):
+    out = _run(page, server, "frames.js", """
+        return [m.closeVerdict(4400, 'market must be one of: crypto, forex'), m.closeVerdict(4409, 'ahead'),
+                m.closeVerdict(4503, 'retry_after=7'), m.closeVerdict(4503, 'retry_after=0.5'),
+                m.closeVerdict(4503, 'busy'), m.closeVerdict(1006, ''), m.closeVerdict(4500, 'oops')];
+    """)
+    assert out == [
+        {"action": "fatal", "detail": "rejected: market must be one of: crypto, forex"},
+        {"action": "resync"},
+        {"action": "later", "seconds": 7}, {"action": "later", "seconds": 0.5},
+        {"action": "later", "seconds": 5},  # no hint: a sensible default, never at once
+        {"action": "retry"}, {"action": "retry"},
+    ]

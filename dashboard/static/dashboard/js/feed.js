@@ -8,9 +8,10 @@
 // (at-least-once); the table drops them by id.
 
 import { backoffDelay, retryAfterDelay } from './backoff.js';
-import { parseFrame, streamQuery } from './frames.js';
+import { closeVerdict, parseFrame, streamQuery } from './frames.js';
 import { Heartbeat } from './heartbeat.js';
 import { Poller } from './poller.js';
+import { SseStream } from './sse_stream.js';
 import { feedStatus } from './status.js';
 
 export const TRANSPORTS = ['auto', 'ws', 'sse', 'poll'];
@@ -78,9 +79,15 @@ export class LiveFeed {
       send: () => this.ws.send('{"type":"ping"}'),
       onDead: (reason) => this._dropDeadWs(reason),
     });
-    this.sse = null;
-    this.sseOpen = false;
-    this.sseErrors = 0;
+    this.sse = new SseStream({
+      onOpen: () => {
+        this._stopPolling();
+        this._opened('sse');
+        this._emitStatus();
+      },
+      onText: (text) => this._onText(text, 'sse'),
+      onError: (closed) => this._sseError(closed),
+    });
     this.poller = new Poller({
       url: () => `${this.urls.signals}?${this._query({ source: this.filters.source, page_size: String(this.opts.pollPageSize) })}`,
       intervalMs: this.opts.pollIntervalMs,
@@ -133,7 +140,7 @@ export class LiveFeed {
     this.wsAttempt = 0;
     this._clearRetry();
     if (this.transport === 'sse') {
-      this._closeSse();
+      this.sse.close();
       this._startSse();
     } else if (this.transport === 'poll') {
       this._stopPolling();
@@ -159,7 +166,7 @@ export class LiveFeed {
   }
 
   isLive() {
-    return this.wsOpen || this.sseOpen;
+    return this.wsOpen || this.sse.open;
   }
 
   /** Send a client frame over the open WebSocket. Returns false when none is open. */
@@ -178,14 +185,14 @@ export class LiveFeed {
     return feedStatus({
       fatal: this.fatal,
       wsOpen: this.wsOpen,
-      sseOpen: this.sseOpen,
+      sseOpen: this.sse.open,
       polling: this.poller.running,
       pollOk: this.poller.ok,
       online: navigator.onLine !== false,
       retryInMs: this.retryAt ? this.retryAt - Date.now() : null,
-      sseRetrying: this.transport === 'sse' && Boolean(this.sse) && this.everConnected,
+      sseRetrying: this.transport === 'sse' && this.sse.active && this.everConnected,
       sseRetryHintMs: this.opts.sseRetryHintMs,
-      failures: Math.max(this.wsFailures, this.transport === 'sse' ? this.sseErrors : 0),
+      failures: Math.max(this.wsFailures, this.transport === 'sse' ? this.sse.errors : 0),
       offlineAfterFailures: this.opts.offlineAfterFailures,
       everConnected: this.everConnected,
     });
@@ -245,22 +252,18 @@ export class LiveFeed {
     this.heartbeat.stop();
     this._detachWs();
     if (this.stopped) return;
-    if (code === 4400) {
-      // The server refused our query (bad filter): retrying cannot help.
-      this._setFatal(reason ? `rejected: ${reason}` : 'rejected by the server');
+    const verdict = closeVerdict(code, reason);
+    if (verdict.action === 'fatal') {
+      this._setFatal(verdict.detail);
       return;
     }
-    if (code === 4409) {
-      // Our cursor is ahead of the server's newest signal (its history was
-      // restored from an older copy): start over from what it has.
+    if (verdict.action === 'resync') {
       this._resync();
       return;
     }
-    if (code === 4503) {
-      // Overloaded: come back when the server says, spread by jitter. Not a
-      // failure of WebSockets, so it does not count towards the fallbacks.
-      const seconds = Number(/retry_after=(\d+(?:\.\d+)?)/.exec(reason || '')?.[1]);
-      this._scheduleWsRetry(retryAfterDelay(Number.isFinite(seconds) ? seconds : 5));
+    if (verdict.action === 'later') {
+      // Not a failure of WebSockets: it does not count towards the fallbacks.
+      this._scheduleWsRetry(retryAfterDelay(verdict.seconds));
       this._emitStatus();
       return;
     }
@@ -275,7 +278,7 @@ export class LiveFeed {
   _afterWsFailure() {
     if (this.stopped || this.fatal) return;
     if (this.transport === 'auto' && this.wsFailures >= this.opts.wsFailuresBeforeFallback
-        && !this.sse && !this.poller.running) {
+        && !this.sse.active && !this.poller.running) {
       this._startSse();
     }
     this._scheduleWsRetry();
@@ -329,60 +332,25 @@ export class LiveFeed {
   // --- Server-Sent Events --------------------------------------------------------
 
   _startSse() {
-    if (this.stopped || this.fatal || this.sse) return;
-    if (typeof EventSource === 'undefined') {
-      this._startPolling();
-      return;
-    }
-    let es;
-    try {
-      es = new EventSource(`${this.urls.stream}?${this._query()}`);
-    } catch (err) {
-      this._startPolling();
-      return;
-    }
-    this.sse = es;
-    this.sseOpen = false;
-    es.onopen = () => {
-      if (this.sse !== es) return;
-      this.sseOpen = true;
-      this.sseErrors = 0;
-      this._stopPolling();
-      this._opened('sse');
-      this._emitStatus();
-    };
-    for (const kind of ['new_signal', 'outcome', 'signal_event', 'health', 'resync']) {
-      es.addEventListener(kind, (event) => {
-        if (this.sse === es) this._onText(event.data, 'sse');
-      });
-    }
-    es.onerror = () => {
-      if (this.sse !== es) return;
-      this.sseOpen = false;
-      this.sseErrors += 1;
-      const closed = es.readyState === EventSource.CLOSED;
-      if (this.transport === 'sse') {
-        // Forced SSE: the browser retries by itself (with Last-Event-ID) unless it
-        // gave up (a non-stream answer); then start a fresh one after a backoff.
-        if (closed) {
-          this._closeSse();
-          const delay = backoffDelay(this.sseErrors, { baseMs: this.opts.backoffBaseMs, capMs: this.opts.backoffCapMs });
-          this.retryAt = Date.now() + delay;
-          this.retryTimer = setTimeout(() => { this.retryTimer = null; this.retryAt = 0; this._startSse(); }, delay);
-        }
-      } else if (closed || this.sseErrors >= this.opts.sseErrorsBeforePolling) {
-        this._closeSse();
-        this._startPolling();
-      }
-      this._emitStatus();
-    };
+    if (this.stopped || this.fatal || this.sse.active) return;
+    if (!this.sse.start(`${this.urls.stream}?${this._query()}`)) this._startPolling();
   }
 
-  _closeSse() {
-    const es = this.sse;
-    this.sse = null;
-    this.sseOpen = false;
-    if (es) es.close();
+  _sseError(closed) {
+    if (this.transport === 'sse') {
+      // Forced SSE: the browser retries by itself (with Last-Event-ID) unless it
+      // gave up (a non-stream answer); then start a fresh one after a backoff.
+      if (closed) {
+        this.sse.close();
+        const delay = backoffDelay(this.sse.errors, { baseMs: this.opts.backoffBaseMs, capMs: this.opts.backoffCapMs });
+        this.retryAt = Date.now() + delay;
+        this.retryTimer = setTimeout(() => { this.retryTimer = null; this.retryAt = 0; this._startSse(); }, delay);
+      }
+    } else if (closed || this.sse.errors >= this.opts.sseErrorsBeforePolling) {
+      this.sse.close();
+      this._startPolling();
+    }
+    this._emitStatus();
   }
 
   // --- HTTP polling (poller.js) -------------------------------------------------------
@@ -398,7 +366,7 @@ export class LiveFeed {
   }
 
   _stopFallbacks() {
-    this._closeSse();
+    this.sse.close();
     this._stopPolling();
   }
 
@@ -413,7 +381,7 @@ export class LiveFeed {
     else if (message.type === 'resync') {
       this.resyncTo = Number(message.last_id) || 0;
       // A WebSocket closes with 4409 next; an event stream just ends, so act now.
-      if (via === 'sse') { this._closeSse(); this._resync(); }
+      if (via === 'sse') { this.sse.close(); this._resync(); }
     }
     else if (message.type === 'health') this.handlers.health?.(message);
     else if (message.type === 'pong') this.heartbeat.pong();

@@ -25,3 +25,21 @@ export function parseFrame(text) {
       && !(Number.isInteger(message.signal_id) && message.event && Number.isInteger(message.event.id))) return null;
   return message;
 }
+
+/**
+ * What a WebSocket close code from the server asks of the client:
+ * {action: 'fatal', detail}   4400, the query was refused: retrying cannot help;
+ * {action: 'resync'}          4409, our cursor is ahead of the server's newest
+ *                             signal (history restored from an older copy): start over;
+ * {action: 'later', seconds}  4503, overloaded: come back after `retry_after` seconds;
+ * {action: 'retry'}           anything else: reconnect with backoff.
+ */
+export function closeVerdict(code, reason = '') {
+  if (code === 4400) return { action: 'fatal', detail: reason ? `rejected: ${reason}` : 'rejected by the server' };
+  if (code === 4409) return { action: 'resync' };
+  if (code === 4503) {
+    const seconds = Number(/retry_after=(\d+(?:\.\d+)?)/.exec(reason || '')?.[1]);
+    return { action: 'later', seconds: Number.isFinite(seconds) ? seconds : 5 };
+  }
+  return { action: 'retry' };
+}
