@@ -105,7 +105,13 @@ def test_it_makes_sqlite_refuse_event_and_signal_changes_after_the_lifecycle_mig
         "from django.contrib.auth.models import User;"
         "from signals.services import signal_event_create;"
         "u = User.objects.create_user('s', is_staff=True);"
-        "print(signal_event_create(signal_id=1, event_type='close', created_by=u).id)"
+        "from signals.services import signal_create, signal_outcome_close;"
+        "s = signal_create(symbol='BTCUSDT', direction='long', entry_price='100', stop_loss='90',"
+        " targets=[{'price': '110', 'portion': '0.5'}, {'price': '120', 'portion': '0.5'}], confidence=5).signal;"
+        "signal_event_create(signal_id=s.pk, event_type='cancel', created_by=u);"
+        "e = signal_event_create(signal_id=1, event_type='close', created_by=u).id;"
+        "signal_outcome_close(signal_id=1, status='tp_hit', exit_price='120');"
+        "print(e)"
     )
     done = subprocess.run([sys.executable, "manage.py", "shell", "-c", script], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=180)
@@ -118,9 +124,13 @@ def test_it_makes_sqlite_refuse_event_and_signal_changes_after_the_lifecycle_mig
                     "DELETE FROM signals_signaloutcome"):
             with pytest.raises(sqlite3.IntegrityError, match="permanent"):
                 db.execute(sql)
-        db.execute("UPDATE signals_signaloutcome SET legs = '[]', status = 'closed' WHERE signal_id = 1")
         with pytest.raises(sqlite3.IntegrityError, match="already closed"):
             db.execute("UPDATE signals_signaloutcome SET status = 'open' WHERE signal_id = 1")
+        # The statistics were kept on SQLite too: the migrated signal (backfilled, then
+        # closed +2 R) and the new one (cancelled), one summary row per source and day.
+        counts = db.execute("SELECT sum(signals), sum(closed), sum(wins), sum(cancelled), sum(r_sum) "
+                            "FROM signals_sourcedaystats").fetchone()
+        assert tuple(float(v) for v in counts) == (2, 1, 1, 1, 2)
         row = db.execute("SELECT s.note, s.targets, e.id FROM signals_signal s "
                          "JOIN signals_signalevent e ON e.signal_id = s.id").fetchone()
         assert row == ("old", "[]", event_id)
