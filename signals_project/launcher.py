@@ -224,10 +224,11 @@ def _run(*, env: dict[str, str], procs: dict[str, str], config_path: Path, var_d
     stopping = False
 
     def _stop(signum, frame):
-        # Ctrl-C reaches supervisord too (same process group); SIGTERM is forwarded.
+        # Ctrl-C in a terminal reaches supervisord too (same process group); a signal
+        # sent to the launcher alone (kill, a service manager) is passed on.
         nonlocal stopping
         stopping = True
-        if supervisord.poll() is None and signum == signal.SIGTERM:
+        if supervisord.poll() is None:
             supervisord.send_signal(signal.SIGTERM)
 
     signal.signal(signal.SIGINT, _stop)

@@ -93,7 +93,7 @@ def test_it_supervises_the_embedded_product_and_prints_the_credentials_last(tmp_
     env.update(VAR_DIR=str(var_dir), STATIC_ROOT=str(tmp_path / "static"), EMBEDDED_REDIS_PORT=str(redis_port),
                CHANNEL_LAYER_PREFIX="launcher-test")
     # start_new_session: the launcher and its children form one process group, as in a
-    # terminal, so the SIGINT below is exactly what Ctrl-C sends.
+    # terminal (and a leftover process can be killed with the group).
     proc = subprocess.Popen([sys.executable, "-m", "signals_project.launcher", "--only", "web",
                              "--port", str(web_port)], cwd=ROOT, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
@@ -150,7 +150,9 @@ def test_it_supervises_the_embedded_product_and_prints_the_credentials_last(tmp_
               60, "redis to be restarted")
     finally:
         if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C
+            # SIGINT to the launcher alone (Ctrl-C would also reach supervisord itself):
+            # the launcher must pass it on and everything must stop.
+            os.kill(proc.pid, signal.SIGINT)
         try:
             proc.wait(timeout=60)
         except subprocess.TimeoutExpired:
