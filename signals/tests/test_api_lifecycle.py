@@ -155,3 +155,12 @@ def test_it_does_not_ask_for_take_profit_when_the_ladder_failed_to_parse(staff_c
     response = staff_client.post(URL, _body(targets=[{"price": "abc", "portion": "1"}]), format="json")
     assert response.status_code == 400
     assert set(response.json()) == {"targets"}, response.json()
+
+
+@pytest.mark.parametrize("method", ["put", "patch", "delete"])
+def test_it_answers_405_to_editing_or_deleting_amendments(published, staff_client, method):
+    client, signal_id = published
+    client.post(f"{URL}{signal_id}/events/", {"type": "close"}, format="json")
+    response = getattr(staff_client, method)(f"{URL}{signal_id}/events/", {"type": "cancel"}, format="json")
+    assert response.status_code == 405
+    assert list(SignalEvent.objects.values_list("type", flat=True)) == ["close"]
