@@ -28,6 +28,13 @@ BEAT_SCHEDULE: dict[str, dict] = {
         "schedule": 300.0,
         "options": {"expires": 290.0},
     },
+    # The feed's outcome tracker expires signals within seconds; this decides those
+    # whose expiry passed while no feed ran (candles first, then the expiry).
+    "outcomes-expire-overdue": {
+        "task": "pipeline.tasks.outcomes_expire_overdue",
+        "schedule": 60.0,
+        "options": {"expires": 55.0},
+    },
     # The health score (pipeline.health): stored as a HealthSnapshot and pushed to
     # dashboards as a `health` frame.
     "health-record": {

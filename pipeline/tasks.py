@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 from celery import shared_task
+from django.utils import timezone
 
 from pipeline.health_facts import health_check_record
+from pipeline.outcomes import services as outcome_services
 from pipeline.strategy_services import strategies_run
 
 
@@ -36,6 +38,12 @@ def candles_gap_repair() -> dict:
     from pipeline.services import candles_gap_repair as repair
 
     return repair(now=timezone.now(), hours=GAP_REPAIR_HOURS, fetch=BinanceRestClient.from_settings().klines)
+
+
+@shared_task(name="pipeline.tasks.outcomes_expire_overdue", ignore_result=True)
+def outcomes_expire_overdue() -> int:
+    """Expire signals no feed process saw expire (pipeline.outcomes.services)."""
+    return outcome_services.outcomes_expire_overdue(now=timezone.now())
 
 
 @shared_task(name="pipeline.tasks.health_record", ignore_result=True)

@@ -65,6 +65,15 @@ class Tracked:
     persisted_stop: Decimal | None = None          # the stop last written to the database
 
 
+def evaluated_ms(tracked: Tracked) -> int:
+    """The last instant whose trades this signal has seen (before creation: nothing)."""
+    state = tracked.state
+    if state.evaluated_until is not None and state.evaluated_until >= tracked.levels.created_at:
+        return ms_of(state.evaluated_until)
+    # A candle opening exactly at created_at counts, so start one ms before it.
+    return ms_of(tracked.levels.created_at) - 1
+
+
 @dataclass(slots=True)
 class Candle1m:
     open_ms: int

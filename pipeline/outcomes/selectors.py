@@ -37,12 +37,15 @@ class EventRow:
         return (self.id, self.type, self.created_at, self.price)
 
 
-def outcomes_open(*, after_signal_id: int = 0) -> list[Tracked]:
-    """Every open outcome of a signal with id > after_signal_id, as the engine state its
-    row describes, oldest first. A signal whose levels the engine cannot apply (a
-    row older than the validation) is logged and left open."""
-    rows = (SignalOutcome.objects.filter(status=OutcomeStatus.OPEN, signal_id__gt=after_signal_id)
-            .order_by("signal_id").values_list(*_OPEN_FIELDS))
+def outcomes_open(*, after_signal_id: int = 0, expired_before: dt.datetime | None = None) -> list[Tracked]:
+    """Every open outcome of a signal with id > after_signal_id (and, if given, an
+    expiry before `expired_before`), as the engine state its row describes, oldest
+    first. A signal whose levels the engine cannot apply (a row older than the
+    validation) is logged and left open."""
+    qs = SignalOutcome.objects.filter(status=OutcomeStatus.OPEN, signal_id__gt=after_signal_id)
+    if expired_before is not None:
+        qs = qs.filter(signal__expires_at__lt=expired_before)
+    rows = qs.order_by("signal_id").values_list(*_OPEN_FIELDS)
     tracked = []
     for (signal_id, status, legs, state, evaluated_until, closed_at, exit_price, symbol, direction, entry,
          stop, take_profit, targets, stop_rule, created_at, expires_at) in rows.iterator(chunk_size=2000):

@@ -13,8 +13,10 @@ from django.db import transaction
 
 from signals.services import signal_outcome_progress
 
-from .book import Tracked
+from .book import OutcomeBook, Tracked, evaluated_ms, ms_of
+from .engine import apply_expiry
 from .records import outcome_record
+from .selectors import candles_between, close_before, events_after, outcomes_open
 
 
 def outcome_progress_save(*, tracked: Tracked, evaluated_until: dt.datetime | None = None) -> bool:
@@ -40,3 +42,32 @@ def outcome_progress_save_many(batch: Sequence[tuple[Tracked, dt.datetime | None
     and the caller retries the batch (each write is conditional, so that is safe)."""
     with transaction.atomic():
         return [outcome_progress_save(tracked=tracked, evaluated_until=until) for tracked, until in batch]
+
+
+def outcomes_expire_overdue(*, now: dt.datetime, grace_seconds: float = 300.0) -> int:
+    """Decide open signals whose expiry passed more than `grace_seconds` ago: the safety
+    net for when no feed process ran (a running tracker expires within seconds). The
+    minutes between the stored evaluation and the expiry are decided by 1m candles
+    first, with the amendments made meanwhile (a level reached before the expiry wins);
+    what is still open expires at the last price before expiry. Returns how many
+    outcomes it wrote."""
+    overdue = outcomes_open(expired_before=now - dt.timedelta(seconds=grace_seconds))
+    if not overdue:
+        return 0
+    events: dict[int, list] = {}
+    for row in events_after(after_id=0, signal_ids=[t.signal_id for t in overdue]):
+        events.setdefault(row.signal_id, []).append(row.as_tape())
+    book = OutcomeBook()
+    for tracked in overdue:
+        expires_ms = ms_of(tracked.levels.expires_at)
+        # Up to the minute that contains the expiry (the engine expires at its close).
+        candles = candles_between(symbol=tracked.symbol, after_ms=evaluated_ms(tracked),
+                                  before_ms=expires_ms + 60_000)
+        book.replay(tracked, candles=candles, events=[e for e in events.get(tracked.signal_id, [])
+                                                      if e[0] > tracked.last_event_id and e[2] <= tracked.levels.expires_at])
+        price = tracked.state.last_price
+        if price is None:
+            price = close_before(symbol=tracked.symbol, at=tracked.levels.expires_at)
+        apply_expiry(tracked.levels, tracked.state, price=price)
+    saved = outcome_progress_save_many([(tracked, None) for tracked in overdue])
+    return sum(saved)

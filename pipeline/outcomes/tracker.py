@@ -35,7 +35,7 @@ from django.db import close_old_connections, connections
 
 from pipeline.types import Trade
 
-from .book import OutcomeBook, Tracked, at_of, ms_of
+from .book import OutcomeBook, Tracked, at_of, evaluated_ms, ms_of
 from .selectors import candles_between, close_before, event_last_id, events_after, outcomes_open
 from .services import outcome_progress_save_many
 
@@ -218,7 +218,7 @@ class OutcomeTracker:
                 self._backlog(item).extend(events)      # the symbol's catch-up applies them
                 self.book.add(item)
                 continue
-            since = self._evaluated_ms(item)
+            since = evaluated_ms(item)
             if book.last_ms is not None and since < book.last_ms:
                 trades, oldest = self.book.recent_after(item.symbol, since)
                 candles = []
@@ -229,14 +229,6 @@ class OutcomeTracker:
             else:
                 self.book.replay(item, events=events)
             self.book.add(item)
-
-    def _evaluated_ms(self, tracked: Tracked) -> int:
-        """The last instant whose trades this signal has seen (creation: nothing yet)."""
-        state = tracked.state
-        if state.evaluated_until is not None and state.evaluated_until >= tracked.levels.created_at:
-            return ms_of(state.evaluated_until)
-        # A candle opening exactly at created_at counts, so start one ms before it.
-        return ms_of(tracked.levels.created_at) - 1
 
     # --- the tape ----------------------------------------------------------------------------
 
@@ -264,7 +256,7 @@ class OutcomeTracker:
         first_ms = hold.trades[0][0] if hold.trades else int(self.clock() * 1000)
         members = [t for t in self.book.tracked.values() if t.symbol == symbol]
         if members:
-            starts = {t.signal_id: max(self._evaluated_ms(t), book.last_ms or -1) for t in members}
+            starts = {t.signal_id: max(evaluated_ms(t), book.last_ms or -1) for t in members}
             candles = candles_between(symbol=symbol, after_ms=min(starts.values()), before_ms=first_ms)
             for tracked in members:
                 start = starts[tracked.signal_id]
