@@ -15,11 +15,12 @@ from django.utils import timezone
 
 from signals.models import Instrument
 
-from .aggregation import TIMEFRAME_MS, expected_buckets, gaps_find
+from .aggregation import MINUTE_MS, TIMEFRAME_MS, expected_buckets, gaps_find
 from .candle_sql import dt_to_ms, ms_to_dt
 from .latest import LatestPrice, latest_price_get
 from .models import Candle, FeedLease, HealthSnapshot, MarketReadiness, ReadinessState
-from .sessions import market_is_open, session_intervals
+from .readiness import SymbolData, readiness_evaluate
+from .sessions import known_markets, market_is_open, market_session, session_intervals
 
 MAX_CANDLES = 1000
 # The one FeedLease row every run_feed of a database competes for.
@@ -230,3 +231,46 @@ def health_snapshot_latest() -> HealthSnapshot | None:
 def feed_lease_get() -> FeedLease | None:
     """Who holds the feed lease (pipeline.services.feed_lease_acquire), if anyone ever did."""
     return FeedLease.objects.filter(name=FEED_LEASE_NAME).first()
+
+
+def known_market_check(*, market: str) -> str:
+    """`market` when it is one of the known markets; raises ValueError naming them."""
+    if market not in known_markets():
+        raise ValueError(f"Unknown market '{market}': must be one of {', '.join(known_markets())}.")
+    return market
+
+
+def readiness_get(*, market: str) -> tuple[ReadinessState, str, dt.datetime | None]:
+    """(state, reason, updated_at); a market never set is WAITING_DATA."""
+    known_market_check(market=market)
+    row = MarketReadiness.objects.filter(market=market).first()
+    if row is None:
+        return ReadinessState.WAITING_DATA, "not checked yet", None
+    return ReadinessState(row.state), row.reason, row.updated_at
+
+
+def readiness_check(*, market: str, now: dt.datetime | None = None) -> tuple[bool, str]:
+    """Freshness and completeness of `market`'s data at `now`, over the last
+    READINESS_WINDOW_MINUTES full minutes, counting only minutes inside the session."""
+    known_market_check(market=market)
+    now = now or timezone.now()
+    if not market_is_open(market, now):
+        session = market_session(market, now)
+        return False, f"market closed (next open {session['next_open']})"
+    now_ms = dt_to_ms(now)
+    until = now_ms - now_ms % MINUTE_MS
+    since = until - settings.READINESS_WINDOW_MINUTES * MINUTE_MS
+    intervals = [(dt_to_ms(lo), dt_to_ms(hi)) for lo, hi in session_intervals(
+        market, now - dt.timedelta(milliseconds=now_ms - since), now)]
+    expected = set(expected_buckets(intervals, MINUTE_MS, since, until))
+    data = []
+    for instrument in feed_instruments(market=market):
+        newest = minute_newest(instrument_id=instrument.id)
+        present = minute_open_times(instrument_id=instrument.id, since_ms=since, until_ms=until) & expected
+        age = None if newest is None else max(0.0, (now_ms - max(newest)) / 1000)
+        data.append(SymbolData(instrument.symbol, age, len(present), len(expected)))
+    return readiness_evaluate(
+        data,
+        max_age_seconds=settings.READINESS_MAX_CANDLE_AGE_SECONDS,
+        min_completeness=settings.READINESS_MIN_COMPLETENESS,
+    )

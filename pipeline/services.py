@@ -32,8 +32,16 @@ from .aggregation import (
 from .candle_sql import Mode, dt_to_ms
 from .feeds.rest import KlineFetch, kline_pages
 from .latest import latest_prices_set
-from .models import Candle, CandleSource, FeedLease, HealthSnapshot
-from .selectors import FEED_LEASE_NAME, UnknownSymbolError, candle_gaps, feed_instruments
+from .models import Candle, CandleSource, FeedLease, HealthSnapshot, MarketReadiness, ReadinessState
+from .readiness import TRANSITIONS, ReadinessTransitionError, readiness_path
+from .selectors import (
+    FEED_LEASE_NAME,
+    UnknownSymbolError,
+    candle_gaps,
+    feed_instruments,
+    known_market_check,
+    readiness_get,
+)
 from .sessions import market_is_open
 from .types import Kline, Trade
 
@@ -256,3 +264,47 @@ def feed_lease_release(*, holder: str) -> bool:
     """Give the lease up at a clean shutdown so a standby takes over at once."""
     past = timezone.now() - dt.timedelta(days=1)
     return bool(FeedLease.objects.filter(name=FEED_LEASE_NAME, holder=holder).update(heartbeat_at=past))
+
+
+# --- readiness ---------------------------------------------------------------------------
+
+def readiness_set(*, market: str, state: ReadinessState | str, reason: str) -> MarketReadiness:
+    """Move `market` to `state` with a reason; raises ReadinessTransitionError when
+    the move is not allowed. Row-locked, so two workers cannot interleave moves."""
+    known_market_check(market=market)
+    state = ReadinessState(state)
+    with transaction.atomic():
+        row, _ = MarketReadiness.objects.get_or_create(
+            market=market, defaults={"state": ReadinessState.WAITING_DATA, "reason": "", "updated_at": timezone.now()}
+        )
+        row = MarketReadiness.objects.select_for_update().get(pk=row.pk)
+        if state != row.state and state not in TRANSITIONS[row.state]:
+            raise ReadinessTransitionError(f"{market}: {row.state} -> {state} is not allowed.")
+        row.state, row.reason, row.updated_at = state, reason[:2000], timezone.now()
+        row.save(update_fields=["state", "reason", "updated_at"])
+    return row
+
+
+# Staying ACTIVE/READY keeps its first reason: the reason carries ages that change
+# every pass, and rewriting it would be a write per pass with no news.
+_KEEP_FIRST_REASON = (ReadinessState.ACTIVE, ReadinessState.READY)
+
+
+def readiness_move(*, market: str, target: ReadinessState, reason: str,
+                   only_from: tuple[ReadinessState, ...] | None = None) -> list[tuple[str, str]]:
+    """Move `market` to `target` through every legal intermediate state, each with
+    `reason`. Nothing happens when it is not in `only_from` (when given), already
+    there with this reason, or staying ACTIVE/READY. Reads the stored state first:
+    another process or an operator may have moved it. Returns [(from, to)] written."""
+    state, stored_reason, _ = readiness_get(market=market)
+    current = ReadinessState(state)
+    if only_from is not None and current not in only_from:
+        return []
+    if (current, stored_reason) == (target, reason) or (current == target and target in _KEEP_FIRST_REASON):
+        return []
+    moves = []
+    for step in readiness_path(current, target) or [target]:
+        readiness_set(market=market, state=step, reason=reason)
+        moves.append((str(current), str(step)))
+        current = ReadinessState(step)
+    return moves

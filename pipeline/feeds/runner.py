@@ -29,13 +29,15 @@ from django.db import close_old_connections, connections
 from pipeline.outcomes.tracker import OutcomeTracker
 from pipeline.candle_close_watch import CandleCloseWatch
 from pipeline.aggregation import MINUTE_MS
-from pipeline.services import TradeDedupe, klines_ingest, trades_ingest
+from pipeline.models import ReadinessState
+from pipeline.selectors import feed_instruments, readiness_check
+from pipeline.sessions import market_is_open, market_session
+from pipeline.services import TradeDedupe, candles_backfill, klines_ingest, readiness_move, trades_ingest
 from pipeline.types import Kline, Trade
 
 from .health_store import feed_health_clear, feed_health_publish
 from .manager import ConnectionManager
 from .protocol import streams_for_symbol
-from .readiness_path import readiness_path
 from .rest import BinanceRestClient
 from .state import ConnectionState
 
@@ -168,7 +170,7 @@ class FeedRunner:
             await flusher
             await asyncio.get_running_loop().run_in_executor(None, self.outcomes.stop)
             for market in list(self._live) if not self.keep_readiness_on_stop else ():
-                await self._readiness_move(market, "STOPPED", "feed process stopped")
+                await self._readiness_move(market, ReadinessState.STOPPED, "feed process stopped")
             try:
                 if not self.keep_readiness_on_stop:  # else the active feed's health is published there
                     await self._in(self._publisher, feed_health_clear)
@@ -246,9 +248,6 @@ class FeedRunner:
             await asyncio.sleep(self.supervise_interval)
 
     async def supervise_once(self, now: dt.datetime | None = None) -> None:
-        from pipeline.selectors import feed_instruments
-        from pipeline.sessions import market_is_open, market_session
-
         now = now or dt.datetime.fromtimestamp(self.clock(), dt.timezone.utc)
         instruments = await self._in(self._db, feed_instruments)
         by_market: dict[str, set[str]] = {}
@@ -267,7 +266,7 @@ class FeedRunner:
             if added:
                 fresh_start = len(added) == len(symbols)
                 if fresh_start:
-                    await self._readiness_move(market, "WAITING_DATA",
+                    await self._readiness_move(market, ReadinessState.WAITING_DATA,
                                                f"session open: subscribing and backfilling {len(symbols)} symbols")
                 # Subscribe first, then backfill up to now: the stream covers from
                 # here on, the backfill covers until here, and upserts make the overlap
@@ -281,51 +280,37 @@ class FeedRunner:
         if streamed:
             await self.manager.unsubscribe(s for sym in streamed for s in streams_for_symbol(sym))
         if session is None:
-            await self._readiness_move(market, "STOPPED", "no active instruments")
+            await self._readiness_move(market, ReadinessState.STOPPED, "no active instruments")
         else:
-            await self._readiness_move(market, "STOPPED", f"session closed; next open {session['next_open']}")
+            await self._readiness_move(market, ReadinessState.STOPPED,
+                                       f"session closed; next open {session['next_open']}")
 
     async def _judge(self, market: str, symbols: set[str], now: dt.datetime) -> None:
-        from pipeline.readiness import readiness_check
-
-        await self._readiness_move(market, "CHECKING_DATA", "checking freshness and completeness",
-                                   only_from=("WAITING_DATA", "STOPPED"))
+        await self._readiness_move(market, ReadinessState.CHECKING_DATA, "checking freshness and completeness",
+                                   only_from=(ReadinessState.WAITING_DATA, ReadinessState.STOPPED))
         ok, reason = await self._in(self._db, readiness_check, market=market, now=now)
         if not ok:
-            await self._readiness_move(market, "ERROR", reason)
+            await self._readiness_move(market, ReadinessState.ERROR, reason)
             if time.monotonic() - self._last_backfill.get(market, 0.0) > self.retry_backfill_after:
                 await self._backfill(sorted(symbols), since_ms=None, why=f"{market} not ready: retry")
             return
         health = self.manager.symbol_health()
         unhealthy = sorted(s for s in symbols if not health.get(s, {}).get("healthy"))
         if unhealthy:
-            await self._readiness_move(market, "READY", f"{reason}; waiting for stream: {', '.join(unhealthy)}")
+            await self._readiness_move(market, ReadinessState.READY,
+                                       f"{reason}; waiting for stream: {', '.join(unhealthy)}")
         else:
-            await self._readiness_move(market, "ACTIVE", f"streaming {len(symbols)} symbols; {reason}")
+            await self._readiness_move(market, ReadinessState.ACTIVE, f"streaming {len(symbols)} symbols; {reason}")
 
-    async def _readiness_move(self, market: str, target: str, reason: str,
-                              only_from: tuple[str, ...] | None = None) -> None:
-        from pipeline.readiness import TRANSITIONS, readiness_get, readiness_set
-
-        # Read every time: another process (or an operator) may have moved it.
-        state, stored_reason, _ = await self._in(self._db, readiness_get, market=market)
-        current = (str(getattr(state, "value", state)), stored_reason)
-        if only_from is not None and current[0] not in only_from:
-            return
-        if current == (target, reason):
-            return
-        # Staying ACTIVE/READY keeps its first reason: the reason carries ages that
-        # change every pass, and rewriting it would be a write per pass with no news.
-        if current[0] == target and target in ("ACTIVE", "READY"):
-            return
-        steps = readiness_path(current[0], target, TRANSITIONS) or [target]
-        for step in steps:
-            await self._in(self._db, readiness_set, market=market, state=step, reason=reason)
-            if step == current[0]:
-                logger.info("market %s: %s (%s)", market, step, reason)
+    async def _readiness_move(self, market: str, target: ReadinessState, reason: str,
+                              only_from: tuple[ReadinessState, ...] | None = None) -> None:
+        moves = await self._in(self._db, readiness_move, market=market, target=target, reason=reason,
+                               only_from=only_from)
+        for old, new in moves:
+            if old == new:
+                logger.info("market %s: %s (%s)", market, new, reason)
             else:
-                logger.info("market %s: %s -> %s (%s)", market, current[0], step, reason)
-            current = (step, reason)
+                logger.info("market %s: %s -> %s (%s)", market, old, new, reason)
 
     async def _backfill(self, symbols: list[str], *, since_ms: int | None, why: str) -> None:
         """Store the exchange's klines of *closed* minutes in [since, now).
@@ -335,8 +320,6 @@ class FeedRunner:
         some trades twice. That minute becomes exact when its closed kline arrives
         on the kline stream (or through the next backfill).
         """
-        from pipeline.services import candles_backfill
-
         now_ms = int(self.clock() * 1000)
         until = now_ms - now_ms % MINUTE_MS
         window_start = until - settings.READINESS_WINDOW_MINUTES * MINUTE_MS

@@ -24,16 +24,18 @@ class ConnectionState(str, enum.Enum):
     RECONNECTING = "reconnecting"
 
 
-S = ConnectionState
+_DISCONNECTED, _CONNECTING, _CONNECTED, _DISCONNECTING, _ERROR, _RECONNECTING = (
+    ConnectionState.DISCONNECTED, ConnectionState.CONNECTING, ConnectionState.CONNECTED,
+    ConnectionState.DISCONNECTING, ConnectionState.ERROR, ConnectionState.RECONNECTING)
 TRANSITIONS: dict[ConnectionState, frozenset[ConnectionState]] = {
-    S.DISCONNECTED: frozenset({S.CONNECTING}),
+    _DISCONNECTED: frozenset({_CONNECTING}),
     # A handshake either succeeds, fails (error), or is abandoned on shutdown.
-    S.CONNECTING: frozenset({S.CONNECTED, S.ERROR, S.DISCONNECTED}),
+    _CONNECTING: frozenset({_CONNECTED, _ERROR, _DISCONNECTED}),
     # A live connection is closed on purpose, dies (error), or is recycled.
-    S.CONNECTED: frozenset({S.DISCONNECTING, S.ERROR, S.RECONNECTING}),
-    S.DISCONNECTING: frozenset({S.DISCONNECTED}),
-    S.ERROR: frozenset({S.RECONNECTING, S.DISCONNECTED}),
-    S.RECONNECTING: frozenset({S.CONNECTING, S.DISCONNECTED}),
+    _CONNECTED: frozenset({_DISCONNECTING, _ERROR, _RECONNECTING}),
+    _DISCONNECTING: frozenset({_DISCONNECTED}),
+    _ERROR: frozenset({_RECONNECTING, _DISCONNECTED}),
+    _RECONNECTING: frozenset({_CONNECTING, _DISCONNECTED}),
 }
 
 

@@ -77,7 +77,7 @@ def _holder() -> str:
 
 
 def _readiness(market: str) -> str:
-    from pipeline.readiness import readiness_get
+    from pipeline.selectors import readiness_get
 
     return str(readiness_get(market=market)[0])
 

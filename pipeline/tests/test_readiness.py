@@ -9,18 +9,16 @@ import pytest
 
 from pipeline.aggregation import MINUTE_MS
 from pipeline.candle_sql import dt_to_ms
-from pipeline.models import MarketReadiness
-from pipeline.readiness import (
-    ReadinessState,
-    ReadinessTransitionError,
-    SymbolData,
+from pipeline.models import MarketReadiness, ReadinessState
+from pipeline.readiness import ReadinessTransitionError, SymbolData, readiness_evaluate, readiness_path
+from pipeline.selectors import (
+    market_data_health,
+    market_updates_since,
+    newest_candle_age_seconds,
     readiness_check,
-    readiness_evaluate,
     readiness_get,
-    readiness_set,
 )
-from pipeline.selectors import market_data_health, market_updates_since, newest_candle_age_seconds
-from pipeline.services import klines_ingest
+from pipeline.services import klines_ingest, readiness_move, readiness_set
 from pipeline.types import Kline
 
 UTC = dt.timezone.utc
@@ -156,3 +154,28 @@ def test_it_counts_market_updates_per_market():
     minutes("USDCOP", last_minutes(2))
     since = dt.datetime.fromtimestamp((MINUTE_NOW - 4 * MINUTE_MS) / 1000, UTC)
     assert market_updates_since(since=since) == {"crypto": 4, "forex": 2}
+
+
+def test_it_finds_the_shortest_legal_route_between_readiness_states():
+    S = ReadinessState
+    assert readiness_path(S.ERROR, S.READY) == [S.CHECKING_DATA, S.READY]
+    assert readiness_path(S.WAITING_DATA, S.ACTIVE) == [S.CHECKING_DATA, S.READY, S.ACTIVE]
+    assert readiness_path(S.ACTIVE, S.ACTIVE) == []
+    with pytest.raises(ValueError, match="no legal path"):
+        readiness_path(S.ACTIVE, S.READY, {S.ACTIVE: frozenset()})
+
+
+@pytest.mark.django_db
+def test_it_moves_readiness_through_every_legal_step_and_keeps_a_live_markets_first_reason():
+    S = ReadinessState
+    assert readiness_move(market="crypto", target=S.ACTIVE, reason="streaming") == [
+        ("WAITING_DATA", "CHECKING_DATA"), ("CHECKING_DATA", "READY"), ("READY", "ACTIVE")]
+    assert readiness_get(market="crypto")[:2] == (S.ACTIVE, "streaming")
+    assert readiness_move(market="crypto", target=S.ACTIVE, reason="streaming, 3s old") == []
+    assert readiness_get(market="crypto")[1] == "streaming"
+    # A move meant only for a market just starting is skipped for a live one.
+    assert readiness_move(market="crypto", target=S.CHECKING_DATA, reason="x",
+                          only_from=(S.WAITING_DATA, S.STOPPED)) == []
+    assert readiness_move(market="crypto", target=S.ERROR, reason="stale") == [("ACTIVE", "ERROR")]
+    assert readiness_move(market="crypto", target=S.ERROR, reason="still stale") == [("ERROR", "ERROR")]
+    assert readiness_get(market="crypto")[1] == "still stale"

@@ -58,7 +58,7 @@ def _as_tuple(candle) -> tuple:
 
 
 def _readiness(market: str) -> str:
-    from pipeline.readiness import readiness_get
+    from pipeline.selectors import readiness_get
 
     return str(readiness_get(market=market)[0])
 
@@ -180,7 +180,7 @@ def test_it_gives_the_same_candles_from_duplicate_and_out_of_order_trades(transa
 
 
 def test_it_streams_a_market_only_during_its_session(settings, transactional_db, instruments, loop_thread):
-    from pipeline.readiness import readiness_get
+    from pipeline.selectors import readiness_get
 
     settings.FEED_SYMBOLS = ["BTCUSDT", "USDCOP"]
     settings.READINESS_WINDOW_MINUTES = 2
