@@ -71,6 +71,7 @@ def test_it_lets_the_publisher_amend_and_shows_amendments_live(server, page, bro
             viewer.wait_for_function("document.querySelector('#detail-body .ev-close')?.textContent.includes('news ahead')",
                                      timeout=5_000)
         page.get_by_role("button", name="Cancel").click()
+        page.get_by_role("button", name="Confirm cancel").click()
         page.wait_for_selector("#detail-body .amend-msg.err")
         assert "being closed" in page.locator("#detail-body .amend-msg").inner_text()
     finally:
@@ -84,7 +85,13 @@ def test_it_cancels_from_the_panel_and_the_badge_follows(server, page, staff_use
     wait_state(page, "live", "ws")
     page.locator(f'tr[data-id="{signal.id}"]').click()
     page.get_by_label("Reason").fill("setup invalidated")
+    events: list[str] = []
+    page.on("request", lambda r: events.append(r.method) if r.url.endswith("/events/") else None)
     page.get_by_role("button", name="Cancel").click()
+    # One click only asks: a cancel reaches every subscriber and cannot be undone.
+    page.wait_for_timeout(300)
+    assert events == [] and page.locator(f'tr[data-id="{signal.id}"] .outcome').inner_text() == "Open"
+    page.get_by_role("button", name="Confirm cancel").click()
     page.wait_for_function(
         f"""document.querySelector('tr[data-id="{signal.id}"] .outcome').textContent === 'Cancelled'""", timeout=5_000)
     # Once decided, the panel offers no amendment.

@@ -196,6 +196,9 @@ document.addEventListener('visibilitychange', () => {
   if (!document.hidden) {
     unseen = 0;
     document.title = baseTitle;
+    // What arrived while the tab was hidden is on screen now: acknowledge it.
+    const newest = table.visible().reduce((max, s) => Math.max(max, s.id), 0);
+    if (newest) receipts.shown(newest);
   }
 });
 const receipts = new Receipts({

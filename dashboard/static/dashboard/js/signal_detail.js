@@ -11,6 +11,7 @@ const LEG_LABELS = {
   open: 'Open', tp_hit: 'Hit', sl_hit: 'Stopped', closed: 'Closed', cancelled: 'Cancelled', expired: 'Expired',
 };
 const EVENT_LABELS = { move_stop: 'Stop moved', close: 'Closed', cancel: 'Cancelled' };
+const CONFIRM_MS = 4000;
 
 function time(iso) {
   const d = new Date(iso);
@@ -131,7 +132,17 @@ export class SignalDetail {
     }
     const button = (type, text, cls) => {
       const b = el('button', { type: 'button', class: `btn btn-sm ${cls}`, 'data-amend': type, text });
-      b.addEventListener('click', () => this._post(s.id, type, { price: price.value.trim(), reason: reason.value.trim() }, b));
+      b.addEventListener('click', () => {
+        // Close and cancel reach every subscriber and cannot be undone: the first
+        // click asks, a second one within a few seconds sends.
+        if (type !== 'move_stop' && b.dataset.armed !== 'true') {
+          b.dataset.armed = 'true';
+          b.textContent = `Confirm ${text.toLowerCase()}`;
+          setTimeout(() => { b.dataset.armed = 'false'; b.textContent = text; }, CONFIRM_MS);
+          return;
+        }
+        this._post(s.id, type, { price: price.value.trim(), reason: reason.value.trim() }, b);
+      });
       return b;
     };
     return el('div', { class: 'amend' }, [
