@@ -68,7 +68,7 @@ def _setup_django(db_url: str) -> None:
 def make_trades(n: int, per_minute: int, seed: int):
     """A clean exchange tape: per-symbol increasing ids, time moving forward at about
     `per_minute` trades per minute per symbol, prices on a random walk."""
-    from pipeline.types import Trade
+    from pipeline.market_data import Trade
 
     rng = random.Random(seed)
     ids = dict.fromkeys(SYMBOLS, 10_000_000)
@@ -89,7 +89,7 @@ def make_trades(n: int, per_minute: int, seed: int):
 def _reset() -> None:
     from django.db import connection
 
-    from pipeline.latest import latest_price_forget
+    from pipeline.latest_prices import latest_price_forget
 
     with connection.cursor() as cursor:
         cursor.execute("TRUNCATE pipeline_candle")

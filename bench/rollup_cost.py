@@ -44,7 +44,7 @@ def main() -> int:
     from pipeline import candle_sql
     from pipeline.aggregation import batch_cutoffs, candles_from_trades, rollup_buckets
     from pipeline.models import Candle
-    from pipeline.types import Trade
+    from pipeline.market_data import Trade
 
     Candle.objects.all().delete()
     rng = random.Random(1)

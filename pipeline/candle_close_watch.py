@@ -18,7 +18,7 @@ from django.db import connections
 
 from .aggregation import MINUTE_MS
 from .tasks import strategies_evaluate
-from .types import Kline, Trade
+from .market_data import Kline, Trade
 
 logger = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@ from signals.models import Instrument
 
 from .aggregation import MINUTE_MS, TIMEFRAME_MS, expected_buckets, gaps_find
 from .candle_sql import dt_to_ms, ms_to_dt
-from .latest import LatestPrice, latest_price_get
+from .latest_prices import LatestPrice, latest_price_get
 from .models import Candle, FeedLease, HealthSnapshot, MarketReadiness, ReadinessState
 from .readiness import SymbolData, readiness_evaluate
 from .sessions import known_markets, market_is_open, market_session, session_intervals

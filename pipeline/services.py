@@ -31,7 +31,7 @@ from .aggregation import (
 )
 from .candle_sql import Mode, dt_to_ms
 from .feeds.rest import KlineFetch, kline_pages
-from .latest import latest_prices_set
+from .latest_prices import latest_prices_set
 from .models import Candle, CandleSource, FeedLease, HealthSnapshot, MarketReadiness, ReadinessState
 from .readiness import TRANSITIONS, ReadinessTransitionError, readiness_path
 from .selectors import (
@@ -43,7 +43,7 @@ from .selectors import (
     readiness_get,
 )
 from .sessions import market_is_open
-from .types import Kline, Trade
+from .market_data import Kline, Trade
 
 logger = logging.getLogger(__name__)
 

@@ -22,7 +22,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 from websockets.frames import Opcode
 
-from pipeline.types import Kline, Trade
+from pipeline.market_data import Kline, Trade
 
 from .protocol import KlineEvent, MalformedMessage, Reply, TradeEvent, message_parse, request_frame
 from .state import ConnectionHealth, ConnectionState, ConnectionStateMachine, backoff_delay

@@ -20,7 +20,7 @@ from typing import Any, Callable, Iterable
 
 from websockets.asyncio.client import ClientConnection
 
-from pipeline.types import Kline, Trade
+from pipeline.market_data import Kline, Trade
 
 from .connection import FeedConnection
 from .state import ConnectionState, stall_limit, symbol_stream_healthy

@@ -3,7 +3,7 @@
 Why a separate, pure module: the connector, the REST client, the fallback task and
 the exchange simulator must agree byte for byte on the protocol, and parsing is the
 place where a hostile or broken feed first touches our code. Everything here takes
-text/dicts and returns `pipeline.types` records or raises `MalformedMessage`; no I/O.
+text/dicts and returns `pipeline.market_data` records or raises `MalformedMessage`; no I/O.
 """
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from pipeline.types import Kline, Trade
+from pipeline.market_data import Kline, Trade
 
 # Interval name -> length in milliseconds (the subset both sides support).
 INTERVAL_MS: dict[str, int] = {

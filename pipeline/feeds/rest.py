@@ -16,7 +16,7 @@ import urllib.request
 from typing import Any, Callable, Iterator
 from urllib.parse import urlencode
 
-from pipeline.types import Kline
+from pipeline.market_data import Kline
 
 from .connection import url_is_loopback
 from .keypool import ApiKeyPool, KeysExhausted, key_label

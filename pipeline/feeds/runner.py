@@ -33,7 +33,7 @@ from pipeline.models import ReadinessState
 from pipeline.selectors import feed_instruments, readiness_check
 from pipeline.sessions import market_is_open, market_session
 from pipeline.services import TradeDedupe, candles_backfill, klines_ingest, readiness_move, trades_ingest
-from pipeline.types import Kline, Trade
+from pipeline.market_data import Kline, Trade
 
 from .health_store import feed_health_clear, feed_health_publish
 from .manager import ConnectionManager

@@ -33,7 +33,7 @@ from typing import Callable, Iterable
 
 from django.db import close_old_connections, connections
 
-from pipeline.types import Trade
+from pipeline.market_data import Trade
 
 from .book import OutcomeBook, Tracked, at_of, evaluated_ms, ms_of
 from .selectors import candles_between, close_before, event_last_id, events_after, outcomes_open

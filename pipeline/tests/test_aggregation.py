@@ -15,7 +15,7 @@ from pipeline.aggregation import (
     gaps_find,
     kline_to_partial,
 )
-from pipeline.types import Kline, Trade
+from pipeline.market_data import Kline, Trade
 
 T0 = 1_795_000_000_000 - 1_795_000_000_000 % 3_600_000  # an hour boundary
 

@@ -15,7 +15,7 @@ from pipeline.candle_sql import dt_to_ms, ms_to_dt
 from pipeline.models import Candle
 from pipeline.selectors import UnknownSymbolError, candle_gaps
 from pipeline.services import candles_backfill, candles_gap_repair, klines_ingest
-from pipeline.types import Kline
+from pipeline.market_data import Kline
 
 from .feed_fixtures import LoopThread, make_simulator
 

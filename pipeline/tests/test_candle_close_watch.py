@@ -6,7 +6,7 @@ import threading
 from decimal import Decimal
 
 from pipeline.candle_close_watch import CandleCloseWatch
-from pipeline.types import Kline, Trade
+from pipeline.market_data import Kline, Trade
 
 T0 = 1_795_000_000_000 - 1_795_000_000_000 % 60_000
 

@@ -8,11 +8,11 @@ from decimal import Decimal
 import pytest
 
 from pipeline.aggregation import MINUTE_MS
-from pipeline.latest import latest_price_forget, latest_price_get, latest_prices_set
+from pipeline.latest_prices import latest_price_forget, latest_price_get, latest_prices_set
 from pipeline.models import Candle
 from pipeline.services import klines_ingest
 from pipeline.tests.feed_fixtures import feed_process  # noqa: F401
-from pipeline.types import Kline, Trade
+from pipeline.market_data import Kline, Trade
 
 T0 = 1_795_000_000_000 - 1_795_000_000_000 % 3_600_000  # an hour boundary
 SYMBOLS = ("BTCUSDT", "ETHUSDT", "SOLUSDT", "USDCOP")

@@ -170,7 +170,7 @@ def test_it_finds_strategy_configs_not_evaluated_on_their_closed_candles(instrum
     from pipeline.health_facts import health_facts_collect
     from pipeline.models import StrategyConfig
     from pipeline.services import klines_ingest
-    from pipeline.types import Kline
+    from pipeline.market_data import Kline
 
     now = timezone.now()
     now_ms = int(now.timestamp() * 1000)

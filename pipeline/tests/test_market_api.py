@@ -9,11 +9,11 @@ import pytest
 from rest_framework.test import APIClient
 
 from pipeline.aggregation import MINUTE_MS
-from pipeline.latest import latest_price_forget
+from pipeline.latest_prices import latest_price_forget
 from pipeline.services import klines_ingest
 from pipeline.tests.feed_fixtures import feed_process  # noqa: F401
 from pipeline.sessions import market_session
-from pipeline.types import Kline, Trade
+from pipeline.market_data import Kline, Trade
 
 # Ten minutes ago, on a minute boundary (fixed for the session: only relative ages
 # are asserted against the wall clock).

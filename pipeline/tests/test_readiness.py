@@ -19,7 +19,7 @@ from pipeline.selectors import (
     readiness_get,
 )
 from pipeline.services import klines_ingest, readiness_move, readiness_set
-from pipeline.types import Kline
+from pipeline.market_data import Kline
 
 UTC = dt.timezone.utc
 # Monday 23 November 2026, 10:30:20 in Bogota: the forex session opened 150 minutes ago.

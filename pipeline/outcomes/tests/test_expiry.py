@@ -11,7 +11,7 @@ from pipeline.outcomes.book import at_of, ms_of
 from pipeline.outcomes.services import outcomes_expire_overdue
 from pipeline.services import klines_ingest
 from pipeline.tasks import outcomes_expire_overdue as expire_task
-from pipeline.types import Kline
+from pipeline.market_data import Kline
 from signals.models import SignalOutcome
 from signals.services import signal_create
 

@@ -15,7 +15,7 @@ from pipeline.outcomes.engine import apply_trade, levels_build, state_new
 from pipeline.outcomes.records import outcome_record
 from pipeline.outcomes.tracker import OutcomeTracker
 from pipeline.services import klines_ingest
-from pipeline.types import Kline, Trade
+from pipeline.market_data import Kline, Trade
 from signals.models import SignalOutcome
 from signals.services import signal_create, signal_event_create
 
