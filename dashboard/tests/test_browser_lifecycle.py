@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from conftest import make_signal
-from dashboard.tests.live_page import login, wait_state
+from dashboard.tests.live_page import login, stop_daphne, wait_state
 from dashboard.tests.market_data import candles_seed
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -124,3 +124,34 @@ def test_it_updates_the_performance_table_live_as_outcomes_arrive(server, page, 
     assert row.locator("td").nth(4).inner_text() == "+0.5R"
     tiles = page.locator("#stat-tiles").inner_text()
     assert "50%" in tiles and "+0.5R" in tiles
+
+
+def test_it_replays_amendments_made_while_it_was_disconnected(restartable_server, page, staff_user, instruments):
+    from signals.services import signal_event_create
+
+    server = restartable_server
+    candles_seed(symbol="BTCUSDT", count=30, last_close=100.0)
+    signal = make_signal(entry_price="100", stop_loss="90", take_profit="120")
+    signal_event_create(signal_id=signal.id, event_type="move_stop", price="92", created_by=staff_user)
+    sockets: list[str] = []
+    page.on("websocket", lambda ws: sockets.append(ws.url))
+    login(page, server)
+    wait_state(page, "live", "ws")
+    page.locator(f'tr[data-id="{signal.id}"]').click()
+    page.wait_for_function("document.querySelectorAll('#detail-body .ev-move_stop').length === 1")
+
+    mark = page.evaluate("window.signalsDashboard.statusHistory.length")
+    stop_daphne(server)
+    wait_state(page, "reconnecting", since=mark, timeout=5_000)
+    # Amended while this page cannot hear it: the resumed stream replays it, once.
+    missed = signal_event_create(signal_id=signal.id, event_type="move_stop", price="95", created_by=staff_user)
+    server.start()
+    wait_state(page, "live", "ws", since=mark, timeout=20_000)
+    page.wait_for_function("document.querySelectorAll('#detail-body .ev-move_stop').length === 2", timeout=5_000)
+    page.wait_for_function(
+        "window.signalsDashboard.priceChart.drawn.labels.some(l => l.kind === 'stop' && l.text === 'SL 95')")
+    # The resumed socket asked for amendments after the newest one the page held.
+    resumed = [url for url in sockets if f"after_event_id={missed.id - 1}" in url]
+    assert resumed, sockets
+    page.wait_for_timeout(500)
+    assert page.locator("#detail-body .ev-move_stop").count() == 2

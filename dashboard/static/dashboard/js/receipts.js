@@ -21,7 +21,8 @@ export class Receipts {
       const me = await res.json();
       this.acked = Math.max(this.acked, Number(me.last_ack_id) || 0);
       const unseen = Number(me.unseen) || 0;
-      if (unseen > 0) {
+      // Nothing acknowledged yet is a first visit, not an absence: no banner then.
+      if (unseen > 0 && Number(me.last_ack_id) > 0) {
         this.textEl.textContent = `${unseen} signal${unseen === 1 ? '' : 's'} arrived while you were away.`;
         this.banner.hidden = false;
       }
