@@ -14,6 +14,23 @@ from dashboard.tests.live_page import history_mark, login, row_ids, stop_daphne,
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
+def _first_socket_refused(page, refuse) -> list[tuple[float, str]]:
+    """Route the page's WebSockets: the first attempt gets `refuse(ws_route)` (a
+    server-like refusal), later ones reach the real server. Returns the attempts
+    as (time, url), filled as they happen."""
+    attempts: list[tuple[float, str]] = []
+
+    def _route(ws_route):
+        attempts.append((time.monotonic(), ws_route.url))
+        if len(attempts) == 1:
+            refuse(ws_route)
+        else:
+            ws_route.connect_to_server()
+
+    page.route_web_socket("**/ws/signals/**", _route)
+    return attempts
+
+
 def _wait_attempts(page, attempts: list, n: int, timeout: float = 10.0) -> None:
     deadline = time.monotonic() + timeout
     while len(attempts) < n:
@@ -94,21 +111,12 @@ def test_it_opens_health_components_with_their_reasons(server, page, staff_user,
 
 def test_it_waits_as_long_as_an_overloaded_server_asks_before_reconnecting(server, page, staff_user,
                                                                             instruments):
-    attempts: list[float] = []
-
-    def _overloaded_once(ws_route):
-        attempts.append(time.monotonic())
-        if len(attempts) == 1:
-            ws_route.close(code=4503, reason="retry_after=2")
-        else:
-            ws_route.connect_to_server()
-
-    page.route_web_socket("**/ws/signals/**", _overloaded_once)
+    attempts = _first_socket_refused(page, lambda ws_route: ws_route.close(code=4503, reason="retry_after=2"))
     login(page, server)
     _wait_attempts(page, attempts, 2)
     mark = history_mark(page)
     wait_state(page, "live", "ws", since=max(0, mark - 1), timeout=10_000)
-    waited = attempts[1] - attempts[0]
+    waited = attempts[1][0] - attempts[0][0]
     # retry_after=2 plus at most a second of jitter (and this loaded machine's slack).
     assert 2.0 <= waited < 4.5, waited
     transports = page.evaluate("window.signalsDashboard.statusHistory.map(s => s.transport)")
@@ -117,24 +125,19 @@ def test_it_waits_as_long_as_an_overloaded_server_asks_before_reconnecting(serve
 
 def test_it_reloads_from_the_server_when_told_to_resync(server, page, staff_user, instruments):
     first = make_signal().id
-    attempts: list[str] = []
     snapshots: list[str] = []
     page.on("request", lambda r: snapshots.append(r.url) if "/dashboard/snapshot/" in r.url else None)
 
-    def _ahead_once(ws_route):
-        attempts.append(ws_route.url)
-        if len(attempts) == 1:
-            ws_route.send('{"type": "resync", "last_id": %d}' % first)
-            ws_route.close(code=4409, reason="after_id is ahead of the newest signal")
-        else:
-            ws_route.connect_to_server()
+    def _ahead(ws_route):
+        ws_route.send('{"type": "resync", "last_id": %d}' % first)
+        ws_route.close(code=4409, reason="after_id is ahead of the newest signal")
 
-    page.route_web_socket("**/ws/signals/**", _ahead_once)
+    attempts = _first_socket_refused(page, _ahead)
     login(page, server)
     _wait_attempts(page, attempts, 2)
     wait_state(page, "live", "ws", timeout=10_000)
     assert snapshots, "the page did not reload its rows after the resync"
-    assert len(attempts) >= 2 and f"after_id={first}" in attempts[-1]
+    assert len(attempts) >= 2 and f"after_id={first}" in attempts[-1][1]
     later = make_signal(symbol="ETHUSDT", entry_price="3000", stop_loss="2900", take_profit="3300").id
     page.wait_for_selector(f'#signals-body tr[data-id="{later}"]', timeout=3_000)
     assert row_ids(page) == [later, first]
