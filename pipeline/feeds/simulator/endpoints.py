@@ -21,6 +21,8 @@ from ..protocol import INTERVAL_MS
 from .market import SimKline, units_to_str
 
 if TYPE_CHECKING:
+    # Used only through its public methods: state, faults_state, the fault knobs,
+    # rest_request_admit, symbols, klines, rest_weight.
     from .server import ExchangeSimulator
 
 MAX_KLINES_LIMIT = 1000
@@ -116,20 +118,15 @@ def control_response(sim: "ExchangeSimulator", conn: ServerConnection, method: s
             return json_response(404, {"error": f"unknown control action {action!r}"})
     except ControlError as exc:
         return json_response(400, {"error": str(exc)})
-    return json_response(200, {"ok": True, "faults": sim.faults.as_dict(sim.clock())})
+    return json_response(200, {"ok": True, "faults": sim.faults_state()})
 
 
 async def klines_response(sim: "ExchangeSimulator", request: Request, query: dict[str, str]) -> Response:
     """GET /api/v3/klines with Binance's parameters, errors and 429 behaviour."""
-    key = request.headers.get("X-MBX-APIKEY") or "anonymous"
-    sim.rest_requests_by_key[key] += 1
-    sim.counters["rest_requests"] += 1
-    if sim.faults.rate_limit > 0:
-        sim.faults.rate_limit -= 1
-        sim.counters["rest_rate_limited"] += 1
-        retry_after = str(sim.faults.retry_after)
+    retry_after = sim.rest_request_admit(request.headers.get("X-MBX-APIKEY") or "anonymous")
+    if retry_after is not None:
         return binance_error(429, -1003, "Too many requests; current limit is exceeded (simulated).",
-                             {"Retry-After": retry_after})
+                             {"Retry-After": str(retry_after)})
     symbol = query.get("symbol", "").upper()
     if not symbol:
         return binance_error(400, -1102, "Mandatory parameter 'symbol' was not sent, was empty/null, or malformed.")
@@ -149,27 +146,21 @@ async def klines_response(sim: "ExchangeSimulator", request: Request, query: dic
     limit = min(limit, MAX_KLINES_LIMIT)
     # Up to 1,000 klines of generated trades: computed off the event loop so the
     # streams keep flowing while a backfill is served.
-    rows = await asyncio.to_thread(klines_rows, sim, symbol, interval, start_ms=start, end_ms=end, limit=limit)
-    return json_response(200, rows, {"X-MBX-USED-WEIGHT-1M": str(sim.counters["rest_requests"] * 2)})
+    rows = await asyncio.to_thread(sim.klines, symbol, interval, start_ms=start, end_ms=end, limit=limit)
+    return json_response(200, rows, {"X-MBX-USED-WEIGHT-1M": str(sim.rest_weight())})
 
 
-def klines_rows(sim: "ExchangeSimulator", symbol: str, interval: str, *, start_ms: int | None,
-                end_ms: int | None, limit: int) -> list[list[Any]]:
-    """Rows of GET /api/v3/klines, Binance's semantics: klines opening in
-    [start, end], oldest first, at most `limit`; never beyond the present."""
-    step = INTERVAL_MS[interval]
-    now = sim._now_ms()
-    last_open = (min(end_ms, now) if end_ms is not None else now) // step * step
+def kline_rows(tape, profile, symbol: str, step: int, *, now_ms: int, start_ms: int | None, end_ms: int | None,
+               limit: int) -> list[list[Any]]:
+    """Rows of GET /api/v3/klines, Binance's semantics: klines of `step` ms opening in
+    [start, end], oldest first, at most `limit`; never beyond `now_ms`."""
+    last_open = (min(end_ms, now_ms) if end_ms is not None else now_ms) // step * step
     if start_ms is not None:
         first_open = -(-start_ms // step) * step
         opens = range(first_open, min(last_open, first_open + (limit - 1) * step) + 1, step)
     else:
         opens = range(max(0, last_open - (limit - 1) * step), last_open + 1, step)
-    profile = sim.source.profile(symbol)
-    return [_rest_row(sim.tape.kline(symbol, open_ms=o, interval_ms=step, upto_ms=now), profile)
-            for o in opens]
-
-
+    return [_rest_row(tape.kline(symbol, open_ms=o, interval_ms=step, upto_ms=now_ms), profile) for o in opens]
 def _rest_row(k: SimKline, profile) -> list[Any]:
     pe, qe = profile.price_exp, profile.qty_exp
     return [

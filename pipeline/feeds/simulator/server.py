@@ -33,8 +33,8 @@ from .endpoints import (
     binance_error,
     control_response,
     json_response,
+    kline_rows,
     klines_response,
-    klines_rows,
 )
 from .market import SimKline, SimTrade, TapeReader, TradeSource, units_to_str
 
@@ -182,11 +182,15 @@ class ExchangeSimulator:
             for c in self._clients.values()
         ]
 
+    def faults_state(self) -> dict[str, Any]:
+        """The pending faults (what GET /_control/state reports under "faults")."""
+        return self.faults.as_dict(self.clock())
+
     def state(self) -> dict[str, Any]:
         return {
             "symbols": sorted(self.symbols),
             "clients": self.clients_snapshot(),
-            "faults": self.faults.as_dict(self.clock()),
+            "faults": self.faults_state(),
             "counters": dict(self.counters),
             "rest_requests_by_key": dict(self.rest_requests_by_key),
         }
@@ -233,10 +237,26 @@ class ExchangeSimulator:
             stream_parse(name)
         return names
 
+    def rest_request_admit(self, key: str) -> int | None:
+        """Count one REST request by API key; the Retry-After seconds when the
+        rate-limit fault refuses it, else None."""
+        self.rest_requests_by_key[key] += 1
+        self.counters["rest_requests"] += 1
+        if self.faults.rate_limit <= 0:
+            return None
+        self.faults.rate_limit -= 1
+        self.counters["rest_rate_limited"] += 1
+        return self.faults.retry_after
+
+    def rest_weight(self) -> int:
+        """The request weight reported in X-MBX-USED-WEIGHT-1M."""
+        return self.counters["rest_requests"] * 2
+
     def klines(self, symbol: str, interval: str, *, start_ms: int | None = None, end_ms: int | None = None,
                limit: int = 500) -> list[list[Any]]:
-        """What GET /api/v3/klines would answer now (in-process)."""
-        return klines_rows(self, symbol, interval, start_ms=start_ms, end_ms=end_ms, limit=limit)
+        """What GET /api/v3/klines answers now (endpoints.kline_rows over this tape)."""
+        return kline_rows(self.tape, self.source.profile(symbol), symbol, INTERVAL_MS[interval], now_ms=self._now_ms(),
+                          start_ms=start_ms, end_ms=end_ms, limit=limit)
 
     # --- WebSocket side ---------------------------------------------------------------
 
@@ -422,3 +442,4 @@ class ExchangeSimulator:
                 "Q": units_to_str(k.taker_buy_quote, pe + qe), "B": "0",
             },
         }, separators=(",", ":"))
+
