@@ -110,6 +110,31 @@ def feed_process() -> dict[str, Any] | None:
     return json.loads(raw) if raw else None
 
 
+# --- commands to the feed (decisions made outside the feed process) -----------------------
+
+COMMAND_TTL_SECONDS = 60
+
+
+def feed_reconnect_request(*, connection: str = "all", reason: str) -> None:
+    """Ask the running feed to reconnect one stream connection (or "all"); it picks
+    the request up within a second. Requests older than a minute are dropped."""
+    key = _key("commands")
+    pipe = _redis().pipeline(transaction=True)
+    pipe.rpush(key, json.dumps({"reconnect": connection, "reason": reason, "at": time.time()}))
+    pipe.expire(key, COMMAND_TTL_SECONDS)
+    pipe.execute()
+
+
+def feed_commands_take() -> list[dict[str, Any]]:
+    """Every pending command, oldest first, removed from the queue (the feed calls this)."""
+    pipe = _redis().pipeline(transaction=True)
+    pipe.lrange(_key("commands"), 0, -1)
+    pipe.delete(_key("commands"))
+    raws, _ = pipe.execute()
+    now = time.time()
+    return [c for c in _json_rows(raws) if c and now - float(c.get("at", 0)) <= COMMAND_TTL_SECONDS]
+
+
 # --- fallback bookkeeping (written by the Celery task, read by pipeline_status) ---------
 
 def fallback_state_get() -> dict[str, dict[str, Any]]:

@@ -149,6 +149,14 @@ class ConnectionManager:
         return stall_limit(expected_gap=expected_gap, stale_seconds=self.stale_seconds,
                            min_seconds=self.stall_min_seconds, factor=self.stall_factor)
 
+    def recycle(self, name: str, reason: str) -> list[str]:
+        """Reconnect the live connection `name` ("all": every one). Returns those cut."""
+        cut = [c.name for c in list(self._connections.values())
+               if name in ("all", c.name) and c.recycle(reason)]
+        for conn_name in cut:
+            logger.warning("feed %s: reconnecting on request (%s)", conn_name, reason)
+        return cut
+
     def recycle_stalled(self, now: float | None = None) -> list[tuple[str, str]]:
         """Reconnect every connection whose socket is open while one of its streams
         has been silent past its stall limit. A fresh socket gets that limit to

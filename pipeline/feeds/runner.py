@@ -35,7 +35,7 @@ from pipeline.sessions import market_is_open, market_session
 from pipeline.services import TradeDedupe, candles_backfill, klines_ingest, readiness_move, trades_ingest
 from pipeline.market_data import Kline, Trade
 
-from .health_store import feed_health_clear, feed_health_publish
+from .health_store import feed_commands_take, feed_health_clear, feed_health_publish
 from .manager import ConnectionManager
 from .protocol import streams_for_symbol
 from .rest import BinanceRestClient
@@ -381,4 +381,11 @@ class FeedRunner:
                                ttl=max(10, int(self.publish_interval * 5)))
             except Exception as exc:  # noqa: BLE001 - Redis down: keep streaming
                 logger.warning("could not publish feed health: %s", exc)
+            try:
+                # Reconnects asked for from outside (an operator, another process).
+                for command in await self._in(self._publisher, feed_commands_take):
+                    if command.get("reconnect"):
+                        self.manager.recycle(str(command["reconnect"]), str(command.get("reason") or "requested"))
+            except Exception as exc:  # noqa: BLE001 - Redis down: nothing can be asked
+                logger.debug("could not read feed commands: %s", exc)
             await asyncio.sleep(self.publish_interval)

@@ -48,7 +48,8 @@ class InvalidTransition(RuntimeError):
 class ConnectionStateMachine:
     """Holds one connection's state; `move` validates against TRANSITIONS."""
 
-    def __init__(self, name: str, *, on_change: Callable[[str, ConnectionState, ConnectionState, str], None] | None = None,
+    def __init__(self, name: str, *,
+                 on_change: Callable[[str, ConnectionState, ConnectionState, str], None] | None = None,
                  clock: Callable[[], float] = time.time):
         self.name = name
         self.state = ConnectionState.DISCONNECTED

@@ -109,3 +109,37 @@ def test_it_reconnects_a_stalled_stream_by_its_learned_rate_and_the_score_recove
         for open_ms in range(first, boundary + MINUTE, MINUTE):
             assert stored[open_ms][:6] == _truth(sim, symbol, open_ms), (symbol, open_ms - boundary)
             assert stored[open_ms][6]
+
+
+def test_it_reconnects_a_stream_when_asked_through_redis(settings, transactional_db, instruments, feed_redis,
+                                                         loop_thread, caplog):
+    from io import StringIO
+
+    import pytest
+    from django.core.management import CommandError, call_command
+
+    caplog.set_level("INFO", logger="pipeline")
+    with pytest.raises(CommandError, match="is run_feed running"):
+        call_command("pipeline_status", "--reconnect", "conn-1")
+    settings.FEED_SYMBOLS = ["BTCUSDT"]
+    settings.READINESS_WINDOW_MINUTES = 3
+    sim = loop_thread.call(make_simulator(trades_per_second=10).start())
+    runner = FeedRunner(ws_url=sim.ws_url, rest=BinanceRestClient(sim.rest_url), batch_interval=0.05,
+                        publish_interval=0.1, supervise_interval=0.2, backoff_base=0.05, backoff_cap=0.1)
+    stop = loop_thread.call(_new_event())
+    future = asyncio.run_coroutine_threadsafe(runner.run(stop), loop_thread.loop)
+    try:
+        wait_until(lambda: feed_redis.feed_symbol_health().get("BTCUSDT", {}).get("healthy"), timeout=10)
+        with pytest.raises(CommandError, match="no feed connection named 'conn-9'; known: conn-1"):
+            call_command("pipeline_status", "--reconnect", "conn-9")
+        out = StringIO()
+        call_command("pipeline_status", "--reconnect", "conn-1", stdout=out)
+        assert "asked the feed to reconnect conn-1" in out.getvalue()
+        conn = runner.manager.connections()[0]
+        wait_until(lambda: conn.health.reconnects == 1 and conn.state.value == "connected", timeout=5)
+        assert any("reconnecting on request (operator request" in r.getMessage() for r in caplog.records)
+        assert feed_redis.feed_commands_take() == []  # consumed once
+    finally:
+        loop_thread.call_soon(stop.set)
+        future.result(15)
+        loop_thread.call(sim.stop())

@@ -10,6 +10,7 @@ import json
 import time
 from typing import Any
 
+import redis
 from django.core.management.base import BaseCommand, CommandError
 from django.db import DatabaseError
 from django.utils import timezone
@@ -48,10 +49,16 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--json", action="store_true", help="print the raw status as JSON")
+        parser.add_argument("--reconnect", metavar="CONNECTION",
+                            help="ask the running feed to reconnect this stream connection (a name from the "
+                                 "Connections table, or 'all') and exit")
         parser.add_argument("--check", action="store_true",
                             help="health check for containers: exit 1 unless the feed process is publishing")
 
     def handle(self, *args, **opts):
+        if opts["reconnect"]:
+            self._reconnect(opts["reconnect"])
+            return
         try:
             status = self._collect()
         except DatabaseError as exc:
@@ -68,6 +75,19 @@ class Command(BaseCommand):
             self.stdout.write(json.dumps(status, indent=2, default=str))
             return
         self._print(status)
+
+    def _reconnect(self, name: str) -> None:
+        try:
+            connections = {c.get("name") for c in health_store.feed_connections()}
+            if health_store.feed_process() is None:
+                raise CommandError("no feed process is publishing its health; is run_feed running?")
+            if name != "all" and name not in connections:
+                known = ", ".join(sorted(connections)) or "none"
+                raise CommandError(f"no feed connection named {name!r}; known: {known}")
+            health_store.feed_reconnect_request(connection=name, reason="operator request (pipeline_status)")
+        except redis.RedisError as exc:
+            raise CommandError(f"Redis unreachable ({exc}); check REDIS_URL") from None
+        self.stdout.write(f"asked the feed to reconnect {name}; it acts within a second")
 
     def _collect(self) -> dict[str, Any]:
 
