@@ -86,6 +86,17 @@ class RedactingFilter(logging.Filter):
         return True
 
 
+class HealthPollFilter(logging.Filter):
+    """Drops django.request's "Service Unavailable: /health/..." line: a 503 there is
+    the answer a load balancer polls for every few seconds, not a server error (the
+    health task logs the reasons once per check instead)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        request = getattr(record, "request", None)
+        return not (getattr(record, "status_code", None) == 503
+                    and getattr(request, "path", "").startswith("/health/"))
+
+
 class RequestIdMiddleware:
     """Binds a request id for the request's log lines and returns it as X-Request-ID."""
 

@@ -206,6 +206,7 @@ SPECTACULAR_SETTINGS = {
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "signals.api.schema.add_signal_stream",  # the SSE view is a plain async view
+        "signals_project.schema_errors.document_error_responses",  # 401/403/404/405/429/503 everywhere
     ],
     # Two choice sets share the field name "type": name each after its enumeration.
     "ENUM_NAME_OVERRIDES": {
@@ -290,12 +291,14 @@ LOGGING = {
     },
     # Request/connection ids on every record, and secrets redacted (signals_project.logs).
     "filters": {"context": {"()": "signals_project.logs.ContextFilter"},
-                "redact": {"()": "signals_project.logs.RedactingFilter"}},
+                "redact": {"()": "signals_project.logs.RedactingFilter"},
+                "health_polls": {"()": "signals_project.logs.HealthPollFilter"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "filters": ["context", "redact"],
                              "formatter": "json" if LOG_FORMAT == "json" else "plain"}},
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
     "loggers": {
         "daphne": {"level": "WARNING"},
+        "django.request": {"filters": ["health_polls"]},
         "django.channels.server": {"level": "WARNING"},
         "axes": {"level": "WARNING"},  # its start-up banner on every manage.py run
     },

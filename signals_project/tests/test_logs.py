@@ -117,3 +117,25 @@ def test_it_gives_each_websocket_connection_its_own_id():
     asyncio.run(scenario())
     assert seen[0].startswith("ws-") and seen[1].startswith("ws-") and seen[0] != seen[1]
     assert seen[2] == "-" and connection_id_var.get() == "-"
+
+
+@pytest.mark.django_db
+def test_it_does_not_log_a_health_503_as_a_server_error(client, settings):
+    from conftest import free_port
+
+    records: list[logging.LogRecord] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record):
+            records.append(record)
+
+    logger = logging.getLogger("django.request")
+    handler = Keep()
+    logger.addHandler(handler)
+    try:
+        settings.REDIS_URL = f"redis://127.0.0.1:{free_port()}/0"
+        assert client.get("/health/ready/").status_code == 503
+        assert client.get("/no-such-page/").status_code == 404
+    finally:
+        logger.removeHandler(handler)
+    assert [r.getMessage() for r in records] == ["Not Found: /no-such-page/"]
