@@ -206,7 +206,6 @@ SPECTACULAR_SETTINGS = {
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "signals.api.schema.add_signal_stream",  # the SSE view is a plain async view
-        "signals_project.schema_errors.document_error_responses",  # 401/403/404/405/429/503 everywhere
     ],
     # Two choice sets share the field name "type": name each after its enumeration.
     "ENUM_NAME_OVERRIDES": {
