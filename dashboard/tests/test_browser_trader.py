@@ -182,3 +182,21 @@ def test_it_scrolls_back_through_history_and_exports_what_is_filtered(server, pa
         page.locator("#export-link").click()
     assert download.value.suggested_filename.endswith(".csv")
     assert open(download.value.path()).read().strip().count("\n") == 0  # the header only
+
+
+def test_it_brings_back_rows_that_live_arrivals_pushed_off_the_bottom(server, page, staff_user, staff_token,
+                                                                      instruments):
+    from dashboard.tests.live_page import post_signal
+
+    first = [make_signal().id for _ in range(3)]
+    page.add_init_script("window.SIGNALS_PAGE_OPTIONS = {maxRows: 3};")
+    login(page, server)
+    wait_state(page, "live", "ws")
+    assert page.locator("#history-more").is_hidden()  # the page holds everything
+    live = [post_signal(server, staff_token) for _ in range(2)]
+    page.wait_for_function(f"""document.querySelector('#signals-body tr').dataset.id === '{live[-1]}'""", timeout=3_000)
+    # The trimmed rows are history now: the "load older" row shows, and paging back
+    # (here automatic, the row being in view) brings them, in order, once.
+    page.wait_for_function("document.querySelectorAll('#signals-body tr').length === 5", timeout=5_000)
+    assert row_ids(page) == [live[1], live[0], first[2], first[1], first[0]]
+    page.wait_for_selector("#history-more", state="hidden")

@@ -5,7 +5,8 @@
 //   ?transport=ws|sse|poll  force one transport (default: auto, WebSocket first)
 //   window.SIGNALS_FEED_OPTIONS = {...}  set before this module runs, overrides
 //                                        timings in feed.js (ping, backoff, polling)
-//   window.SIGNALS_PAGE_OPTIONS = {...}  page timings: priceMs, candleMs, healthMs, statsDebounceMs, ackMs
+//   window.SIGNALS_PAGE_OPTIONS = {...}  page timings: priceMs, candleMs, healthMs, statsDebounceMs, ackMs;
+//                                        maxRows (live rows kept before the oldest are trimmed)
 // `window.signalsDashboard` exposes the live objects and the badge's state history.
 
 import { LiveFeed, TRANSPORTS } from './feed.js';
@@ -30,7 +31,8 @@ const $ = (id) => document.getElementById(id);
 const boot = JSON.parse($('dashboard-boot').textContent);
 const urls = boot.urls;
 const pageOpts = {
-  priceMs: 5000, candleMs: 4000, healthMs: 30000, statsDebounceMs: 1200, ackMs: 5000, ...(window.SIGNALS_PAGE_OPTIONS || {}),
+  priceMs: 5000, candleMs: 4000, healthMs: 30000, statsDebounceMs: 1200, ackMs: 5000, maxRows: 500,
+  ...(window.SIGNALS_PAGE_OPTIONS || {}),
 };
 const params = new URLSearchParams(window.location.search);
 const transport = TRANSPORTS.includes(params.get('transport')) ? params.get('transport') : 'auto';
@@ -44,7 +46,7 @@ const detail = new SignalDetail({
   onChanged: (id, event) => onEvent(id, event),
 });
 const table = new SignalTable({
-  body: $('signals-body'), emptyState: $('empty-state'), countEl: $('row-count'), maxRows: 500,
+  body: $('signals-body'), emptyState: $('empty-state'), countEl: $('row-count'), maxRows: pageOpts.maxRows,
   onSelect: (signal) => openOnChart(signal),
 });
 table.adopt(boot.signals);
@@ -302,6 +304,7 @@ const pager = new HistoryPager({
   url: urls.history, table, moreEl: $('history-more'), button: $('load-older'), statusEl: $('history-status'), filters,
 });
 pager.reset({ older: boot.older, filters });
+table.onTrim = (id) => pager.trimmed(id);
 let filterSeq = 0;
 
 function limitSymbolsToMarket() {

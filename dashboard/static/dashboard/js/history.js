@@ -28,6 +28,12 @@ export class HistoryPager {
     this.moreEl.hidden = older === null || older === undefined;
   }
 
+  /** Live arrivals pushed rows off the bottom: there is history to page back to. */
+  trimmed(oldestTrimmedId) {
+    if (this.older === null || this.older === undefined) this.older = oldestTrimmedId;
+    this.moreEl.hidden = false;
+  }
+
   async load() {
     if (this.loading || this.older === null || this.older === undefined) return;
     const seq = this.seq;
@@ -35,7 +41,10 @@ export class HistoryPager {
     this.button.disabled = true;
     this.statusEl.textContent = 'Loading…';
     try {
-      const query = new URLSearchParams({ ...this.filters, before: String(this.older) });
+      // From the oldest row on screen: rows trimmed off the bottom by live arrivals
+      // are read again rather than skipped.
+      const before = this.table.oldestId() ?? this.older;
+      const query = new URLSearchParams({ ...this.filters, before: String(before) });
       const res = await fetch(`${this.url}?${query}`, { credentials: 'same-origin', headers: { Accept: 'application/json' } });
       if (!res.ok) throw new Error(`HTTP ${res.status}`);
       const page = await res.json();

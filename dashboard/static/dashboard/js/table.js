@@ -172,16 +172,18 @@ export class SignalTable {
       const last = this.body.lastElementChild;
       this.signals.delete(Number(last.dataset.id));
       last.remove();
+      this.onTrim?.(Number(last.dataset.id));
     }
     this._changed();
     return true;
   }
 
-  /** Older rows from the scroll-back (appended below; known ids are skipped). */
+  /** Older rows from the scroll-back (appended below; rows on screen are skipped,
+   *  a row trimmed off the bottom earlier comes back in its place). */
   append(signals) {
     let added = 0;
     for (const signal of [...signals].sort((a, b) => b.id - a.id)) {
-      if (this.ids.has(signal.id)) continue;
+      if (this.signals.has(signal.id)) continue;
       this.ids.add(signal.id);
       this.signals.set(signal.id, signal);
       this._insert(this._row(signal), signal.id);
