@@ -2,6 +2,8 @@
 real daphne, and the browser-preference API they use."""
 from __future__ import annotations
 
+import time
+
 import pytest
 from django.test import Client
 
@@ -9,7 +11,7 @@ from conftest import DaphneProcess
 from dashboard.tests.conftest import browser, page  # noqa: F401 - shared Chromium fixtures
 from dashboard.tests.live_page import login, post_signal, stop_daphne
 from integrations.fakes import FakeRemotes
-from integrations.models import BrowserPreference, Channel
+from integrations.models import BrowserPreference, Channel, Delivery
 from integrations.tests.conftest import TELEGRAM_TOKEN
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -73,7 +75,7 @@ def test_it_manages_browser_preferences_and_chat_channels_in_the_page(server, pa
         "telegram", TELEGRAM_TOKEN, 4, 75)
 
     row.get_by_role("button", name="Disable").click()
-    page.wait_for_selector("#channels-table tbody tr td:has-text('Disabled')")
+    page.wait_for_selector("#channels-table tbody tr td.int-state:text-is('Disabled')")
     channel.refresh_from_db()
     assert channel.enabled is False
 
@@ -98,6 +100,10 @@ def test_it_adds_a_webhook_shows_its_secret_once_and_its_deliveries(server, page
     already = len(receiver.received)
     signal_id = post_signal(server, staff_token)
     receiver.wait_for(already + 1)
+    # The receiver answers before the web process writes the attempt row.
+    deadline = time.monotonic() + 10
+    while not Delivery.objects.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
     page.locator("#webhooks-table tbody tr").first.get_by_role("button", name="Deliveries").click()
     delivery = page.locator("#deliveries-table tbody tr").first
     delivery.wait_for()

@@ -76,8 +76,8 @@ function showErrors(form, status, answer) {
 }
 
 function stateCell(item) {
-  if (item.paused_reason) return el("td", { className: "int-paused", textContent: `Paused: ${item.paused_reason}` });
-  return el("td", { textContent: item.enabled ? "Active" : "Disabled" });
+  if (item.paused_reason) return el("td", { className: "int-state int-paused", textContent: item.paused_reason });
+  return el("td", { className: "int-state", textContent: item.enabled ? "Active" : "Disabled" });
 }
 
 function actionButtons(item, url, reload, extra = []) {
