@@ -46,6 +46,10 @@ logger = logging.getLogger(__name__)
 EVENT_LOOKBACK_SECONDS = 30.0
 
 
+def _exchange_order(trade: Trade) -> tuple[int, int]:
+    return (trade.ts_ms, trade.trade_id)
+
+
 @dataclass(slots=True)
 class _Hold:
     since: float                                   # time.monotonic() when held
@@ -77,7 +81,9 @@ class OutcomeTracker:
         self._retry: list[Tracked] = []
         # Amendments of symbols waiting for candles, applied in time order at the catch-up.
         self._backlogs: dict[int, list] = {}
-        self.counters = {"trades": 0, "persisted": 0, "decided": 0, "persist_errors": 0, "catchups": 0}
+        self._newest: dict[str, tuple[int, int]] = {}   # symbol -> (time, id) of the newest trade taken
+        self.counters = {"trades": 0, "stale_trades": 0, "persisted": 0, "decided": 0, "persist_errors": 0,
+                         "catchups": 0}
 
     # --- the feed's side (any thread; O(1), never blocks) --------------------------------
 
@@ -234,9 +240,18 @@ class OutcomeTracker:
 
     def _trades(self, trades: list[Trade]) -> None:
         apply = self.book.apply_trade
-        held, released = self._held, self._released
-        for trade in trades:
+        held, released, newest = self._held, self._released, self._newest
+        # The batch is as the socket delivered it: exchange order is (time, trade id).
+        # A trade at or before the newest one applied (a duplicate, or one that came
+        # too late to be applied in order) is left out.
+        for trade in sorted(trades, key=_exchange_order):
             symbol = trade.symbol
+            key = (trade.ts_ms, trade.trade_id)
+            previous = newest.get(symbol)
+            if previous is not None and key <= previous:
+                self.counters["stale_trades"] += 1
+                continue
+            newest[symbol] = key
             if symbol not in released and symbol not in held:
                 held[symbol] = _Hold(since=time.monotonic())
             hold = held.get(symbol)

@@ -210,3 +210,17 @@ def test_it_applies_an_amendment_made_during_a_gap_between_the_candles_around_it
     assert event.created_at < at_of(now_minute + minute)
     assert (row.status, row.exit_price, row.closed_at) == ("sl_hit", D("99"), at_of(now_minute + minute))
     assert row.state["last_event_id"] == event.id
+
+
+def test_it_applies_trades_in_exchange_order_and_drops_duplicates_and_late_ones(instruments):
+    signal = make_signal()
+    tracker = live_tracker()
+    c = ms_of(signal.created_at)
+    t = [Trade(symbol=SYMBOL, trade_id=i, price=D(p), qty=D("1"), ts_ms=c + ts)
+         for i, (ts, p) in enumerate([(1, "105"), (2, "89"), (3, "121"), (4, "100")], start=1)]
+    tracker.step([("trades", [t[0], t[0]])])                       # a duplicate in the batch
+    tracker.step([("trades", [t[2], t[1]])])                       # out of order within a batch
+    tracker.step([("trades", [t[0], t[3]])])                       # a late resend, then news
+    row = outcome(signal)
+    assert (row.status, row.exit_price, row.closed_at) == ("sl_hit", D("89"), at_of(c + 2))
+    assert tracker.counters["stale_trades"] == 2
