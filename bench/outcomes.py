@@ -13,13 +13,13 @@ and each figure's ratio to the feed's ingest rate (trades/s that run_feed turns
 into candles; bench/ingest.py measures it, BENCHMARKS.md records it; pass the
 figure of your machine with --ingest-rate).
 
-The tape is a seeded random walk of 3 symbols (about 1 bp per trade, like BTCUSDT
-on the simulator); signals are spread over the symbols with levels 0.3 % to 3 %
-away from the price at their creation, and every signal the tape closes is
+The tape is a seeded random walk of 3 symbols (about 0.2 bp per trade, the
+per-trade volatility of BTCUSDT); signals are spread over the symbols with levels
+0.5 % to 2 % steps away from the price at their creation, and every signal the tape closes is
 replaced by a new one at the current price, so 10,000 stay open throughout (the
 replacements go through OutcomeBook.replay + add, as a new signal does live).
 
-    .venv/bin/python bench/outcomes.py --signals 10000 --trades 300000
+    .venv/bin/python bench/outcomes.py --signals 10000 --trades 300000 --repeat 5
 
 The book is pure Python; its figures are CPU seconds of this process (best of
 --repeat, the two paths interleaved), since wall time on a shared machine mostly
