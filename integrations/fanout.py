@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from dataclasses import dataclass
 from typing import Any, Iterable
 
@@ -20,6 +21,8 @@ from signals.selectors import event_payload, signal_payload
 
 from .formats import webhook_body
 from .models import Channel, Event, EventType, Message
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -102,8 +105,17 @@ def messages_create(*, event: Event, channels: Iterable[Channel]) -> list[str]:
 
 def event_fanout(*, event_type: str, signal_id: int, outcome: dict[str, Any] | None = None,
                  amendment_id: int | None = None) -> list[str]:
-    """Record the event and create its messages; returns message ids to attempt."""
-    event = event_record(event_type=event_type, signal_id=signal_id, outcome=outcome, amendment_id=amendment_id)
+    """Record the event and create its messages; returns message ids to attempt
+    (none for a signal or amendment this database does not hold)."""
+    try:
+        event = event_record(event_type=event_type, signal_id=signal_id, outcome=outcome,
+                             amendment_id=amendment_id)
+    except (Signal.DoesNotExist, SignalEvent.DoesNotExist):
+        # Only a task queued against another database (a shared broker) gets here;
+        # retrying could never succeed.
+        logger.warning("fan-out of %s skipped: signal %s / amendment %s not found", event_type, signal_id,
+                       amendment_id)
+        return []
     return messages_create(event=event, channels=channels_matching(event))
 
 

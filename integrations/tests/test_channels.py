@@ -197,3 +197,10 @@ def test_it_documents_both_families_and_answers_odd_input_with_4xx(owner_client,
                              format="json").json()
     redeliver = owner_client.post(f"/api/channels/{mine['id']}/redeliver/", {"event_id": 2**70}, format="json")
     assert redeliver.status_code == 400
+
+
+def test_a_fan_out_for_a_signal_this_database_lacks_does_nothing(owner, remotes, instruments):
+    _telegram(owner)
+    assert event_fanout(event_type="signal.created", signal_id=987654321) == []
+    assert event_fanout(event_type="signal.amended", signal_id=make_signal().id, amendment_id=987654321) == []
+    assert not Message.objects.exists()
