@@ -90,6 +90,13 @@ def test_it_passes_end_to_end_with_a_real_worker_and_beat(transactional_db, feed
         assert f"{step:<14} ok" in result.stdout
     assert "pipeline verified" in result.stdout
     assert Signal.objects.count() == 0
+    # The worker's task runs reached the shared counters that every /metrics exports.
+    from pipeline.shared_counters import shared_counter_totals, shared_totals
+
+    runs = shared_counter_totals("celery_task_runs_total")
+    assert runs.get((("task", "pipeline.tasks.health_record"),), 0) >= 1
+    seconds = shared_totals(["celery_task_seconds_count"])["celery_task_seconds_count"]
+    assert seconds.get((("task", "pipeline.tasks.health_record"),), 0) >= 1
 
 
 def test_pipeline_status_shows_health_components_lease_and_the_last_24h(db, instruments, feed_redis):
