@@ -150,7 +150,8 @@ def _claim(message_id: str, now: dt.datetime) -> bool:
     )
 
 
-def _send(message: Message, client: OutboundClient, now: dt.datetime) -> tuple[bool, HttpAnswer | None, str, float | None]:
+def _send(message: Message, client: OutboundClient,
+          now: dt.datetime) -> tuple[bool, HttpAnswer | None, str, float | None]:
     """(success, answer, error, remote retry_after)."""
     channel = message.channel
     try:

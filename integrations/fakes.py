@@ -73,7 +73,8 @@ class _Handler(BaseHTTPRequestHandler):
         if not message.get("chat_id"):
             return self._answer(400, {"ok": False, "error_code": 400, "description": "Bad Request: chat not found"})
         if not message.get("text"):
-            return self._answer(400, {"ok": False, "error_code": 400, "description": "Bad Request: message text is empty"})
+            return self._answer(400, {"ok": False, "error_code": 400,
+                                      "description": "Bad Request: message text is empty"})
         received = fake._record(Received("telegram", path, headers, body))
         self._answer(200, {"ok": True, "result": {"message_id": received, "date": int(time.time()),
                                                   "chat": {"id": message["chat_id"]}, "text": message["text"]}})

@@ -146,7 +146,8 @@ def test_the_command_prints_the_token_once_and_stores_only_its_hash(staff_user, 
     row = InboundToken.objects.get()
     assert raw.startswith("itk_") and raw not in (row.token_hash, row.prefix) and row.publisher == staff_user
     assert "shown once" in err.getvalue()
-    assert _post(raw, "BTCUSDT long entry=65000 sl=64000 tp=66000 conf=80", content_type="text/plain").status_code == 201
+    alert = "BTCUSDT long entry=65000 sl=64000 tp=66000 conf=80"
+    assert _post(raw, alert, content_type="text/plain").status_code == 201
     with pytest.raises(CommandError, match="No user named 'ghost'"):
         call_command("inbound_token_create", "tv", "--user", "ghost")
     with pytest.raises(CommandError, match="source"):
