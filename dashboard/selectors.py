@@ -16,13 +16,14 @@ from django.db.models import Count, Max, QuerySet
 from django.db.models.functions import TruncHour
 from django.utils import timezone
 
-from dashboard.templatetags.dashboard_format import OUTCOME_LABELS
-from signals.models import Instrument, Market, OutcomeStatus, Signal, SignalEvent
 from pipeline.selectors import (
     UnknownSymbolError, feed_instruments, latest_price, minute_newest, newest_candle_age_seconds, readiness_rows,
 )
 from pipeline.sessions import market_session
-from signals.selectors import decimal_str, signal_list, signal_max_id, signal_payloads
+from signals.models import Instrument, Market, OutcomeStatus, Signal, SignalEvent
+from signals.selectors import decimal_str, iso_utc, signal_list, signal_max_id, signal_payloads
+
+from .templatetags.dashboard_format import OUTCOME_LABELS
 
 ACTIVITY_HOURS = 24
 RECENT_FOR_SOURCES = 2000
@@ -79,7 +80,7 @@ def signal_activity_by_hour(*, now: dt.datetime, hours: int = ACTIVITY_HOURS,
     for i in range(hours):
         hour = start + dt.timedelta(hours=i)
         buckets.append({
-            "hour": hour.isoformat().replace("+00:00", "Z"),
+            "hour": iso_utc(hour),
             "long": counts.get((hour, "long"), 0),
             "short": counts.get((hour, "short"), 0),
         })

@@ -284,3 +284,21 @@ def test_it_reports_feed_status_per_market(logged_in, instruments):
     ages = {s["symbol"]: s["age_seconds"] for s in markets["crypto"]["symbols"]}
     assert ages["ETHUSDT"] is None and 0 <= ages["BTCUSDT"] < 120
     assert [s["symbol"] for s in markets["forex"]["symbols"]] == ["USDCOP"]
+
+
+def test_it_renders_id_reward_risk_expiry_and_the_stop_in_force_without_javascript(logged_in, signal_factory,
+                                                                                  staff_user):
+    from django.utils import timezone
+
+    from signals.services import signal_event_create
+
+    signal = signal_factory(entry_price="100", stop_loss="90", take_profit="125",
+                            expires_at=timezone.now() + dt.timedelta(hours=3, minutes=5))
+    signal_event_create(signal_id=signal.id, event_type="move_stop", price="95", created_by=staff_user)
+    html = logged_in.get("/").content.decode()
+    row = html[html.index(f'data-id="{signal.id}"'):]
+    row = row[:row.index("</tr>")]
+    assert f'<span class="sid">#{signal.id}</span>' in row
+    assert '<td class="num c-rr">2.5</td>' in row
+    assert "in 3h</time>" in row and "UTC" in row  # relative, with the absolute time on hover
+    assert "95 (was 90)" in row

@@ -61,6 +61,8 @@ export class HealthPanel {
 
   /** The feed's badge state changed: 'live' | 'polling' | 'reconnecting' | ... */
   connection(state) {
+    // 'connecting' (the first attempt) is not an outage: no "offline" flash on load.
+    if (state === 'connecting') return;
     const connected = state === 'live' || state === 'polling';
     const back = connected && !this.connected;
     this.connected = connected;

@@ -278,7 +278,9 @@ export class SignalTable {
 
   _redrawRow(row, signal, flashOutcome) {
     const fresh = this._row(signal);
-    if (flashOutcome) fresh.querySelector('.c-outcome .badge')?.classList.add('is-updated');
+    // A redraw for another reason (an amendment, a fresher read) keeps a flash running.
+    const flashing = row.querySelector('.c-outcome .badge.is-updated') !== null;
+    if (flashOutcome || flashing) fresh.querySelector('.c-outcome .badge')?.classList.add('is-updated');
     row.replaceWith(fresh);
   }
 
