@@ -205,6 +205,7 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
+        "signals_project.schema_errors.document_error_responses",  # 401/403/404/405/429/503 on DRF operations
         "signals.api.schema.add_signal_stream",  # the SSE view is a plain async view
     ],
     # Two choice sets share the field name "type": name each after its enumeration.

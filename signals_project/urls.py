@@ -28,3 +28,5 @@ urlpatterns = [
 
 # A database outage outside a view is a 503 with a clear body, not a 500 page.
 handler500 = "signals_project.database_outage.server_error"
+# Unknown API paths answer JSON like every other API error.
+handler404 = "signals_project.api_not_found.page_not_found"

@@ -7,14 +7,15 @@ so drf-spectacular's endpoint enumerator skips it; clients still need it in
 """
 from __future__ import annotations
 
+from ..models import Market
+
 STREAM_PATH = "/api/signals/stream/"
 
 _ID_DESCRIPTION = "a non-negative integer"
 
 
-def _query(name: str, description: str) -> dict:
-    return {"in": "query", "name": name, "required": False, "schema": {"type": "string"},
-            "description": description}
+def _query(name: str, description: str, schema: dict) -> dict:
+    return {"in": "query", "name": name, "required": False, "schema": schema, "description": description}
 
 
 def _id_query(name: str, description: str) -> dict:
@@ -24,6 +25,16 @@ def _id_query(name: str, description: str) -> dict:
 
 
 _DETAIL = {"type": "object", "properties": {"detail": {"type": "string"}}}
+_SSE_EVENT = {
+    "type": "object",
+    "required": ["data"],
+    "properties": {
+        "id": {"type": "string", "description": "the signal id (new_signal events only)"},
+        "event": {"type": "string", "enum": ["new_signal", "outcome", "signal_event", "health", "status"]},
+        "data": {"type": "string", "description": "the frame's JSON, as on the WebSocket"},
+        "retry": {"type": "integer"},
+    },
+}
 _FIELD_ERRORS = {"type": "object", "additionalProperties": {"type": "array", "items": {"type": "string"}}}
 
 STREAM_OPERATION = {
@@ -42,14 +53,16 @@ STREAM_OPERATION = {
     "parameters": [
         _id_query("after_id", "replay signals with a greater id, then live"),
         _id_query("after_event_id", "replay amendments with a greater id after the signals"),
-        _query("symbol", "only this symbol, e.g. BTCUSDT"),
-        _query("market", "only this market"),
-        {"in": "header", "name": "Last-Event-ID", "required": False, "schema": {"type": "string"},
-         "description": "sent by EventSource on reconnect; replaces after_id"},
+        _query("symbol", "only this symbol, e.g. BTCUSDT (1-32 letters or digits, any case)",
+               {"type": "string", "pattern": "^[A-Za-z0-9]{0,32}$"}),
+        _query("market", "only this market", {"type": "string", "enum": ["", *Market.values]}),
+        {"in": "header", "name": "Last-Event-ID", "required": False,
+         "schema": {"type": "string", "pattern": "^[0-9]{0,18}$"},
+         "description": "sent by EventSource on reconnect (the last signal id it saw); replaces after_id"},
     ],
     "responses": {
-        "200": {"description": "an endless text/event-stream",
-                "content": {"text/event-stream": {"schema": {"type": "string"}}}},
+        "200": {"description": "an endless text/event-stream; each event as parsed by EventSource",
+                "content": {"text/event-stream": {"schema": _SSE_EVENT}}},
         "400": {"description": "a malformed query parameter, named in the body",
                 "content": {"application/json": {"schema": _FIELD_ERRORS}}},
         "401": {"description": "no valid session or token",
