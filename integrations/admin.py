@@ -11,7 +11,8 @@ from django.utils.html import format_html, format_html_join
 from .models import BrowserPreference, Channel, Delivery, Event, InboundAlertLog, InboundToken
 from .selectors import deliveries_recent, delivery_counts_24h
 from .services import (
-    channel_check, inbound_token_create, inbound_token_revoke, message_redeliver, webhook_secret_new,
+    RedeliveryRefused, channel_check, inbound_token_create, inbound_token_revoke, message_redeliver,
+    webhook_secret_new,
 )
 from .tasks import message_deliver_task
 
@@ -118,15 +119,21 @@ class DeliveryAdmin(admin.ModelAdmin):
 
     @admin.action(description="Redeliver the events of the selected attempts")
     def redeliver(self, request, queryset):
-        done = set()
-        for delivery in queryset.select_related("message"):
+        done, refused = set(), []
+        for delivery in queryset.select_related("message", "channel"):
             key = (delivery.channel_id, delivery.message.event_id)
             if key in done:
                 continue
             done.add(key)
-            message = message_redeliver(channel=delivery.channel, event_id=delivery.message.event_id)
+            try:
+                message = message_redeliver(channel=delivery.channel, event_id=delivery.message.event_id)
+            except RedeliveryRefused as exc:
+                refused.append(f"channel #{delivery.channel_id}: {exc}")
+                continue
             transaction.on_commit(lambda message_id=message.id: message_deliver_task.delay(message_id))
-        self.message_user(request, f"{len(done)} event(s) queued for redelivery.", messages.SUCCESS)
+        self.message_user(request, f"{len(done) - len(refused)} event(s) queued for redelivery.", messages.SUCCESS)
+        if refused:
+            self.message_user(request, "Not queued: " + "; ".join(refused), messages.WARNING)
 
 
 @admin.register(Event)

@@ -34,7 +34,7 @@ class ChannelValidationError(Exception):
 
 
 class RedeliveryRefused(Exception):
-    """The event cannot be redelivered to this channel (unknown event)."""
+    """The event cannot be redelivered to this channel (unknown event, channel off)."""
 
 
 def webhook_secret_new() -> str:
@@ -160,6 +160,8 @@ def channel_delete(*, channel: Channel) -> None:
 def message_redeliver(*, channel: Channel, event_id: int) -> Message:
     """Queue a past event for this channel again, with the same `webhook-id` when it
     was sent before and a fresh retry budget. The caller enqueues the attempt."""
+    if channel.paused_reason or not channel.enabled:
+        raise RedeliveryRefused("This channel is paused or disabled: enable it first.")
     event = Event.objects.filter(pk=event_id).first()
     if event is None:
         raise RedeliveryRefused(f"No event {event_id}.")

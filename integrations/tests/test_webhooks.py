@@ -151,6 +151,10 @@ def test_it_redelivers_a_past_event_with_its_webhook_id(owner_client, remotes, e
 
     bad = owner_client.post(f"/api/webhooks/{created['id']}/redeliver/", {"event_id": 999999}, format="json")
     assert bad.status_code == 400 and "event_id" in bad.json()
+    owner_client.patch(f"/api/webhooks/{created['id']}/", {"enabled": False}, format="json")
+    off = owner_client.post(f"/api/webhooks/{created['id']}/redeliver/", {"event_id": delivery["event_id"]},
+                            format="json")
+    assert off.status_code == 400 and "enable it first" in off.json()["event_id"][0]
 
 
 @pytest.mark.parametrize("url, reason", [
