@@ -19,7 +19,7 @@ from . import metrics
 from .admission import admission_release, local_admission
 from .delivery import SignalCursor, current_max_id
 from .receipts import ReceiptWriter
-from .prepared_frames import protocol_from_scope, protocol_is_open
+from .prepared_frames import SlowClientError, protocol_from_scope, protocol_is_open
 from .hub import local_hub
 from .feed_query import QueryError, stream_query_parse
 
@@ -181,7 +181,7 @@ class SignalConsumer(AsyncWebsocketConsumer):
     def lagging_behind(self, max_id: int) -> bool:
         return self.cursor is not None and self.cursor.mark < max_id
 
-    def write_failed(self, event: dict) -> None:
+    def write_failed(self, event: dict, exc: Exception) -> None:
         """The hub could not write `event`'s frame: take the mark back so it never
         counts an unwritten frame, stop the fast path for this client and close it;
         the client reconnects with its own last id and gets the frame from the DB."""
@@ -189,9 +189,15 @@ class SignalConsumer(AsyncWebsocketConsumer):
             self.cursor.rewind(int(event["id"]))
         self._busy = True
         self._backlog = ()
-        if not getattr(self, "_closing_after_failure", False):
-            self._closing_after_failure = True
-            asyncio.get_running_loop().create_task(self._close_after_failed_write())
+        if getattr(self, "_closing_after_failure", False):
+            return
+        self._closing_after_failure = True
+        if isinstance(exc, SlowClientError):
+            # A close frame would queue behind everything it did not read: cut it off.
+            metrics.WS_REJECTED.labels(reason="not_reading").inc()
+            self._protocol.dropConnection(abort=True)
+            return
+        asyncio.get_running_loop().create_task(self._close_after_failed_write())
 
     async def _close_after_failed_write(self) -> None:
         try:

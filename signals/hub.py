@@ -43,7 +43,7 @@ class HubClient(Protocol):
     def fast_protocol(self): ...
     def lagging_behind(self, max_id: int) -> bool: ...
     def request_catch_up(self, up_to_id: int) -> None: ...
-    def write_failed(self, event: dict[str, Any]) -> None: ...
+    def write_failed(self, event: dict[str, Any], exc: Exception) -> None: ...
     async def send_text(self, frame: str) -> None: ...
 
 
@@ -105,7 +105,7 @@ class Hub:
                 protocol = client.fast_protocol()
                 if protocol is not None:
                     # Every client of this round gets the same frame: framed once.
-                    prepared = prepared or PreparedFrames(frame)
+                    prepared = prepared or PreparedFrames(frame, limit=settings.WS_MAX_BUFFER_BYTES)
                     prepared.send(protocol)
                     prepared_sent += 1
                 else:
@@ -116,7 +116,7 @@ class Hub:
                 # id it really received (its cursor is rewound before this frame).
                 FANOUT_WRITE_FAILURES.inc()
                 logger.warning("fan-out write failed, closing that client so it resumes: %r", exc)
-                client.write_failed(event)
+                client.write_failed(event, exc)
         if prepared_sent:
             FANOUT_FRAMES.labels(path="prepared").inc(prepared_sent)
         if sent > prepared_sent:

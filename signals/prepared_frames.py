@@ -23,13 +23,25 @@ import logging
 import socket
 from typing import Any
 
+from django.conf import settings
+
 logger = logging.getLogger(__name__)
 
 SCOPE_KEY = "signals.websocket_protocol"
 _PROBE_PAYLOAD = b"probe"
 # RFC 6455 text frame, FIN set, unmasked, 5-byte payload: what a server must send.
 _PROBE_FRAME = b"\x81\x05" + _PROBE_PAYLOAD
-_TRANSPORT_FIELDS = ("socket", "dataBuffer", "_tempDataBuffer", "connected", "disconnecting", "TLS", "write")
+_TRANSPORT_FIELDS = ("socket", "dataBuffer", "_tempDataBuffer", "_tempDataLen", "offset", "connected",
+                     "disconnecting", "TLS", "write")
+
+
+class SlowClientError(ConnectionError):
+    """A client that does not read: its unsent frames passed WS_MAX_BUFFER_BYTES."""
+
+
+def buffered_bytes(transport) -> int:
+    """Bytes Twisted holds for this socket because the client has not read them."""
+    return len(transport.dataBuffer) - transport.offset + transport._tempDataLen
 
 
 class _FastPath:
@@ -97,9 +109,19 @@ def fast_path_enabled() -> bool:
     return _FastPath.enabled
 
 
+def _limit_send_buffer(protocol, size: int) -> None:
+    """Cap the kernel's send buffer of this socket: with tens of thousands of
+    connections, autotuned buffers of a few MB each for clients that stopped reading
+    would be the memory nobody accounts for; past it, WS_MAX_BUFFER_BYTES applies."""
+    sock = getattr(protocol.transport, "socket", None)
+    if sock is not None:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, size)
+
+
 def expose_daphne_protocol(inner):
     """ASGI middleware: put daphne's WebSocket protocol object into the scope (only
     when the startup probe passed)."""
+    send_buffer = settings.WS_SOCKET_SNDBUF
 
     async def app(scope, receive, send):
         if (
@@ -116,6 +138,8 @@ def expose_daphne_protocol(inner):
                 if extensions is None:
                     extensions = scope["extensions"] = {}
                 extensions[SCOPE_KEY] = protocol
+                if send_buffer:
+                    _limit_send_buffer(protocol, send_buffer)
         return await inner(scope, receive, send)
 
     return app
@@ -136,7 +160,7 @@ def protocol_is_open(protocol) -> bool:
     )
 
 
-def _write_now(transport, data: bytes) -> None:
+def _write_now(transport, data: bytes, limit: int) -> None:
     """Write `data` to a Twisted TCP transport, trying the socket first.
 
     Twisted's `transport.write` always buffers and registers a writer with the
@@ -147,8 +171,13 @@ def _write_now(transport, data: bytes) -> None:
     nothing is queued on the transport (so byte order is preserved), and hands any
     remainder or EAGAIN to `transport.write`, which keeps its usual semantics
     (buffering, back-pressure). A hard socket error is raised to the hub, which
-    closes the client so it resumes from its own last id.
+    closes the client so it resumes from its own last id. So is a client that stopped
+    reading (more than `limit` bytes already queued): it is cut off instead of costing
+    the process unbounded memory, and resumes from its own last id when it reads again.
     """
+    if transport.dataBuffer or transport._tempDataBuffer:
+        if buffered_bytes(transport) + len(data) > limit:
+            raise SlowClientError(f"more than {limit} bytes unread")
     if (
         transport.TLS
         or transport.dataBuffer
@@ -171,9 +200,10 @@ def _write_now(transport, data: bytes) -> None:
 class PreparedFrames:
     """Frames prepared once per (frame, factory) for one fan-out round."""
 
-    def __init__(self, frame: str):
+    def __init__(self, frame: str, *, limit: int):
         self._payload = frame.encode("utf-8")
         self._prepared: dict[int, Any] = {}
+        self._limit = limit
 
     def send(self, protocol) -> None:
         factory = protocol.factory
@@ -181,4 +211,4 @@ class PreparedFrames:
         if prepared is None:
             prepared = self._prepared[id(factory)] = factory.prepareMessage(self._payload, isBinary=False)
         # sendPreparedMessage would go through transport.write; same bytes, direct.
-        _write_now(protocol.transport, prepared.payloadHybi)
+        _write_now(protocol.transport, prepared.payloadHybi, self._limit)

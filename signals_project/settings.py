@@ -147,6 +147,11 @@ WS_MAX_PENDING = env_int("WS_MAX_PENDING", 256, minimum=1)
 WS_REPLAY_CONCURRENCY = env_int("WS_REPLAY_CONCURRENCY", 8, minimum=1)
 # Client `ack` frames are written at most once per this many seconds per connection.
 WS_ACK_INTERVAL_SECONDS = env_float("WS_ACK_INTERVAL_SECONDS", 2.0, minimum=0.0)
+# A client that stops reading is cut off once this much is queued for it (it resumes
+# from its own last id), so it cannot cost the web process unbounded memory.
+WS_MAX_BUFFER_BYTES = env_int("WS_MAX_BUFFER_BYTES", 1024 * 1024, minimum=4096)
+# Kernel send buffer per WebSocket (bytes; 0 keeps the kernel's autotuning).
+WS_SOCKET_SNDBUF = env_int("WS_SOCKET_SNDBUF", 0, minimum=0)
 CACHES = {
     "default": {
         "BACKEND": "django.core.cache.backends.redis.RedisCache",
