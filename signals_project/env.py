@@ -2,7 +2,8 @@
 
 Why: a typo in a variable must stop the process at start-up with a message naming
 the variable (healthchecks' `envbool`), not silently mean False or 0 and surface
-hours later as a misbehaving production. Unset or empty means the default.
+hours later as a misbehaving production. Unset or empty means the default (lists:
+unset means the default, empty means empty).
 """
 from __future__ import annotations
 
@@ -79,8 +80,11 @@ def env_rate(name: str, default: str) -> str:
 
 
 def env_list(name: str, default: str = "") -> list[str]:
-    """A comma-separated list, items stripped, empty items dropped."""
-    return [item.strip() for item in env_str(name, default).split(",") if item.strip()]
+    """A comma-separated list, items stripped, empty items dropped. Unlike the scalar
+    readers, a variable that is set but empty means an empty list (ALLOWED_HOSTS=""
+    must not quietly become the development hosts)."""
+    value = os.environ.get(name)
+    return [item.strip() for item in (default if value is None else value).split(",") if item.strip()]
 
 
 def env_choice(name: str, default: str, choices: tuple[str, ...]) -> str:

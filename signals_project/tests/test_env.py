@@ -34,6 +34,8 @@ def test_it_uses_the_default_when_unset_or_empty(monkeypatch):
     assert env_bool("SOME_FLAG", True) is True
     assert env_int("SOME_FLAG", 7) == 7
     assert env_float("SOME_FLAG", 2.5) == 2.5
+    assert env_list("SOME_FLAG", "a, b") == []  # set but empty: an empty list, not the default
+    monkeypatch.delenv("SOME_FLAG")
     assert env_list("SOME_FLAG", "a, b,,c") == ["a", "b", "c"]
 
 

@@ -103,13 +103,14 @@ def test_it_supervises_the_embedded_product_and_prints_the_credentials_last(tmp_
         credentials = output.wait_for(r"admin login: ", 180)
         output.wait_for(r"^=+$", 10)
         lines = output.lines
-        banner_start = max(i for i, line in enumerate(lines[:-1]) if re.fullmatch(r"=+", line))
+        credentials_at = next(i for i, line in enumerate(lines) if "admin login: " in line)
+        banner_start = max(i for i, line in enumerate(lines[:credentials_at]) if re.fullmatch(r"=+", line))
         # Everything the launcher and supervisord report about start-up comes before it.
         assert any("success: web entered RUNNING state" in line for line in lines[:banner_start])
         # Each process's own output is prefixed with its name.
         assert any(line.startswith("web      | ") for line in lines), "\n".join(lines[-40:])
         assert any("success: redis entered RUNNING state" in line for line in lines[:banner_start])
-        assert any(f"Open {base}/" in line for line in lines[banner_start:])
+        assert any(f"Open {base}/" in line for line in lines[banner_start:credentials_at])
         username, password = CREDENTIALS.search(credentials).groups()
         assert username == "admin"
         assert password not in "\n".join(lines[:banner_start]), "the password was shown before the banner"
