@@ -72,7 +72,7 @@ def test_it_answers_404_for_a_known_symbol_without_data(reader_client):
     ("/api/market/latest/", "symbol", "required"),
     ("/api/market/latest/?symbol=NOPE", "symbol", "Unknown symbol 'NOPE'"),
     ("/api/market/candles/?symbol=NOPE", "symbol", "Unknown symbol 'NOPE'"),
-    ("/api/market/candles/?symbol=BTCUSDT&timeframe=4h", "timeframe", "not a valid choice"),
+    ("/api/market/candles/?symbol=BTCUSDT&timeframe=30m", "timeframe", "not a valid choice"),
     ("/api/market/candles/?symbol=BTCUSDT&limit=0", "limit", "greater than or equal to 1"),
     ("/api/market/candles/?symbol=BTCUSDT&limit=1001", "limit", "less than or equal to 1000"),
     ("/api/market/candles/?symbol=BTCUSDT&limit=ten", "limit", "valid integer"),
