@@ -181,10 +181,11 @@ def main(argv: list[str] | None = None) -> int:
     run_dir = var_dir / "run"
     run_dir.mkdir(parents=True, exist_ok=True)
     (var_dir / "log").mkdir(parents=True, exist_ok=True)
+    if (run_dir / "product.json").exists() and _product_alive(json.loads((run_dir / "product.json").read_text())):
+        raise SystemExit(f"bin/run is already running here; stop it first (Ctrl-C in its terminal, or "
+                         f".venv/bin/supervisorctl -c {run_dir / 'supervisord.conf'} shutdown)")
     if not _port_free(args.host, args.port):
         raise SystemExit(f"port {args.port} on {args.host} is busy: stop what uses it or set PORT=...")
-    if (run_dir / "product.json").exists() and _product_alive(json.loads((run_dir / "product.json").read_text())):
-        raise SystemExit(f"bin/run is already running here (see {run_dir / 'product.json'}); stop it first")
 
     redis_port = None
     if not env.get("REDIS_URL"):
