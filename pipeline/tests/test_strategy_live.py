@@ -17,7 +17,7 @@ from pipeline.feeds.rest import BinanceRestClient
 from pipeline.feeds.runner import FeedRunner
 from pipeline.models import Candle, StrategyConfig
 from pipeline.strategy_services import DEMO_CONFIGS, strategy_config_create
-from pipeline.tests.feed_fixtures import feed_redis, loop_thread, make_simulator, minute_clock, wait_until  # noqa: F401
+from pipeline.tests.feed_fixtures import feed_redis, loop_thread, make_simulator, minute_clock  # noqa: F401
 from signals.models import Signal
 
 MINUTE = 60_000
