@@ -15,6 +15,7 @@ from channels.routing import ProtocolTypeRouter  # noqa: E402
 from signals.admission import admission_gate  # noqa: E402
 from signals.auth import SessionOrTokenAuthMiddleware  # noqa: E402
 from signals_project import daphne_patches  # noqa: E402
+from signals_project.http_concurrency import limit_http_concurrency  # noqa: E402
 from signals_project import http_reasons  # noqa: E402
 from signals_project.logs import connection_ids  # noqa: E402
 from signals.prepared_frames import expose_daphne_protocol, fast_path_enable  # noqa: E402
@@ -27,7 +28,7 @@ http_reasons.apply()  # "429 Too Many Requests", not "429 Unknown Status"
 
 application = ProtocolTypeRouter(
     {
-        "http": django_asgi_app,
+        "http": limit_http_concurrency(django_asgi_app),
         "websocket": expose_daphne_protocol(
             # Every log line of a connection carries its id (LOG_FORMAT=json: connection_id).
             connection_ids(admission_gate(SessionOrTokenAuthMiddleware(websocket_router)))

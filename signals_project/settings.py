@@ -152,6 +152,9 @@ WS_ACK_INTERVAL_SECONDS = env_float("WS_ACK_INTERVAL_SECONDS", 2.0, minimum=0.0)
 WS_MAX_BUFFER_BYTES = env_int("WS_MAX_BUFFER_BYTES", 1024 * 1024, minimum=4096)
 # Kernel send buffer per WebSocket (bytes; 0 keeps the kernel's autotuning).
 WS_SOCKET_SNDBUF = env_int("WS_SOCKET_SNDBUF", 0, minimum=0)
+# HTTP requests one web process works on at once (each holds a thread and a database
+# connection); more wait for a slot instead of exhausting PostgreSQL's connections.
+WEB_MAX_CONCURRENT_REQUESTS = env_int("WEB_MAX_CONCURRENT_REQUESTS", 16, minimum=1)
 CACHES = {
     "default": {
         "BACKEND": "django.core.cache.backends.redis.RedisCache",
