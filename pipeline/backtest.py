@@ -131,7 +131,7 @@ def backtest_run(*, strategy: Strategy, params: dict[str, Any], timeframe: str, 
         open_trades = [t for t in open_trades if t.state.status == OPEN]
         if progress is not None:
             progress(1)
-        if candle.open_ms < start_ms or i + 1 < strategy.warmup(params):
+        if candle.open_ms < start_ms or i + 1 < size:
             continue
         proposal = window_decide(strategy, params, bars[max(0, i + 1 - size):i + 1])
         if proposal is None:

@@ -289,7 +289,7 @@ def _evaluate(config: StrategyConfig, now: dt.datetime, report: RunReport) -> No
         report.candles += 1
         end = position[bar.open_ms] + 1
         window = history[max(0, end - size):end]
-        if len(window) < strategy.warmup(params):
+        if len(window) < size:
             report.skip("warming_up")
             continue
         proposal = window_decide(strategy, params, window)

@@ -2,9 +2,9 @@
 backtest.
 
 The live runner decides each closed candle over a fixed window of the stored
-candles that end with it (`window_decide`), so its decision depends only on those
-candles: a restarted worker, a second worker or a rerun decides exactly what an
-uninterrupted one would have.
+candles that end with it (`window_decide`), and only once that many candles are
+stored, so its decision depends only on those candles: a restarted worker, a second
+worker, a rerun or a backtest decides exactly what an uninterrupted one would have.
 """
 from __future__ import annotations
 
@@ -12,14 +12,15 @@ from typing import Any, Iterable, Iterator, Sequence
 
 from .base import Bar, Proposal, Strategy
 
-# Candles replayed before each decision: enough for every EMA's seed to have faded
-# (its weight after 4 periods is below 0.1%) and never less than this floor.
-WINDOW_FLOOR = 100
-WINDOW_PERIODS = 4
+# Candles replayed before each decision: three warm-ups (an EMA's seed then weighs
+# a few percent at most, Wilder averages less) and never fewer than the floor.
+WINDOW_FLOOR = 30
+WINDOW_PERIODS = 3
 
 
 def window_size(strategy: Strategy, params: dict[str, Any]) -> int:
-    """How many stored candles (ending with the one decided) the live runner replays."""
+    """How many stored candles (ending with the one decided) every decision replays;
+    a candle with fewer stored candles up to it is not decided."""
     return max(WINDOW_FLOOR, WINDOW_PERIODS * strategy.warmup(params))
 
 

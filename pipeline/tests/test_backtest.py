@@ -18,19 +18,21 @@ T0 = 1_795_000_000_000 - 1_795_000_000_000 % HOUR
 
 # (open, high, low, close) per 1h candle. Bollinger(3, k=1), ATR(2), stop 1 ATR,
 # take-profit 2 ATRs. By hand:
-#  0-4  flat at 100 (range 99-101): true range 2, ATR 2, bands collapsed on 100.
-#  5    close 105 breaks above the upper band (104.02; the previous close 100 was at
+# (Every decision replays the live runner's 30-candle window, so 30 flat candles
+# come first; the flat stretch leaves nothing of the window's start in the values.)
+#  0-29 flat at 100 (range 99-101): true range 2, ATR 2, bands collapsed on 100.
+#  30   close 105 breaks above the upper band (104.02; the previous close 100 was at
 #       the band): LONG at 105. True range 6, ATR (2 + 6) / 2 = 4: stop 101, TP 113.
-#  6    range 104-108: nothing reached. TR 4, ATR 4.
-#  7    high 114 reaches the TP: exit at the level 113, R = (113 - 105) / 4 = +2.
+#  31   range 104-108: nothing reached. TR 4, ATR 4.
+#  32   high 114 reaches the TP: exit at the level 113, R = (113 - 105) / 4 = +2.
 #       TR 8, ATR 6.
-#  8    close 100 breaks below the lower band (101.41): SHORT at 100. TR 12, ATR 9:
+#  33   close 100 breaks below the lower band (101.41): SHORT at 100. TR 12, ATR 9:
 #       stop 109, TP 82.
-#  9    high 110 reaches the stop: exit at the level 109, R = -1.
-#  10   quiet, inside the bands.
+#  34   high 110 reaches the stop: exit at the level 109, R = -1.
+#  35   quiet, inside the bands.
 # Two trades: +2 and -1. Win rate 0.5, average R 0.5, total 1, profit factor 2,
 # max drawdown 1 R (from +2 down to +1).
-CANDLES = [(100, 101, 99, 100)] * 5 + [
+CANDLES = [(100, 101, 99, 100)] * 30 + [
     (100, 106, 100, 105),
     (105, 108, 104, 107),
     (107, 114, 106, 112),
@@ -55,7 +57,7 @@ def hourly(instruments):
 def _run(*extra: str, params=PARAMS) -> str:
     out = StringIO()
     call_command("backtest", "--strategy", "bollinger_breakout", "--symbol", "btcusdt", "--timeframe", "1h",
-                 "--from", ms_to_dt(T0).isoformat(), "--to", ms_to_dt(T0 + 24 * HOUR).isoformat(),
+                 "--from", ms_to_dt(T0).isoformat(), "--to", ms_to_dt(T0 + 48 * HOUR).isoformat(),
                  "--params", json.dumps(params), "--no-progress", *extra, stdout=out, stderr=StringIO())
     return out.getvalue()
 
@@ -68,10 +70,10 @@ def test_it_scores_the_hand_computed_case(hourly):
                t["exit_price"], t["r"]) for t in report["trades"]]
     iso = lambda i: ms_to_dt(T0 + i * HOUR).isoformat().replace("+00:00", "Z")  # noqa: E731
     assert [(a, b, Decimal(c), Decimal(d), Decimal(e), f, Decimal(g), Decimal(h)) for a, b, c, d, e, f, g, h in trades] == [
-        (iso(5), "long", Decimal(105), Decimal(101), Decimal(113), "tp_hit", Decimal(113), Decimal(2)),
-        (iso(8), "short", Decimal(100), Decimal(109), Decimal(82), "sl_hit", Decimal(109), Decimal(-1)),
+        (iso(30), "long", Decimal(105), Decimal(101), Decimal(113), "tp_hit", Decimal(113), Decimal(2)),
+        (iso(33), "short", Decimal(100), Decimal(109), Decimal(82), "sl_hit", Decimal(109), Decimal(-1)),
     ]
-    assert report["trades"][0]["closed_at"] == iso(7) and report["trades"][1]["closed_at"] == iso(9)
+    assert report["trades"][0]["closed_at"] == iso(32) and report["trades"][1]["closed_at"] == iso(34)
     summary = report["summary"]
     assert (summary["trades"], summary["wins"], summary["losses"], summary["open"]) == (2, 1, 1, 0)
     assert Decimal(summary["win_rate"]) == Decimal("0.5")

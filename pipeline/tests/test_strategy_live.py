@@ -39,7 +39,7 @@ async def _new_event() -> asyncio.Event:
 def test_it_turns_closed_candles_into_signals_within_seconds(settings, transactional_db, instruments, feed_redis,
                                                              loop_thread, eager_celery):
     settings.FEED_SYMBOLS = ["BTCUSDT"]
-    settings.READINESS_WINDOW_MINUTES = 40
+    settings.READINESS_WINDOW_MINUTES = 60
     config = strategy_config_create(strategy="ema_crossover", symbol="BTCUSDT", timeframe="1m",
                                     params={"fast": 2, "slow": 3})
     speed = 30

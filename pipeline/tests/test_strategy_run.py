@@ -72,7 +72,7 @@ def test_it_creates_the_signal_the_strategy_proposes_on_a_closed_candle(instrume
     params, _ = params_clean(strategy, config.params)
     size = window_size(strategy, params)
     bars = [Bar(T0 + i * MINUTE, c, c + 0.5, c - 0.5, c) for i, c in enumerate(round(c, 4) for c in closes)]
-    fired = [i for i in range(len(bars)) if window_decide(strategy, params, bars[max(0, i + 1 - size):i + 1])]
+    fired = [i for i in range(size - 1, len(bars)) if window_decide(strategy, params, bars[i + 1 - size:i + 1])]
     assert [ms_to_dt(T0 + i * MINUTE) for i in fired] == [s.trigger_candle_open_time for s in made]
     first = made[0]
     assert first.source == "ema_crossover" and first.timeframe == "1m"
@@ -170,7 +170,7 @@ def test_it_makes_one_signal_when_two_workers_race(instruments):
 
 
 def _breakouts() -> list[float]:
-    quiet = [100 + 0.2 * math.sin(i * 1.3) for i in range(60)]
+    quiet = [100 + 0.2 * math.sin(i * 1.3) for i in range(80)]
     return quiet + [103.0, 100.1, 100.0, 99.9, 100.0, 104.0] + quiet[:10]
 
 
@@ -186,15 +186,15 @@ def test_it_holds_back_a_proposal_during_the_cooldown(instruments, cooldown, exp
 @pytest.mark.django_db
 def test_it_does_not_publish_a_proposal_on_a_stale_candle(instruments):
     config = strategy_config_create(strategy="bollinger_breakout", symbol="BTCUSDT", timeframe="1m")
-    closes = _breakouts()[:61]
-    _store("BTCUSDT", closes[:60])
-    strategies_run(now=_now_after(59))
-    _store("BTCUSDT", closes[60:], start_index=60)
-    report = strategies_run(now=_now_after(60) + dt.timedelta(minutes=5))
+    closes = _breakouts()[:81]
+    _store("BTCUSDT", closes[:80])
+    strategies_run(now=_now_after(79))
+    _store("BTCUSDT", closes[80:], start_index=80)
+    report = strategies_run(now=_now_after(80) + dt.timedelta(minutes=5))
     assert report["proposals"] == 1 and report["skipped"] == {"late": 1}
     assert _signals(config) == []
     config.refresh_from_db()
-    assert config.last_candle_open_time == ms_to_dt(T0 + 60 * MINUTE)
+    assert config.last_candle_open_time == ms_to_dt(T0 + 80 * MINUTE)
 
 
 @pytest.mark.django_db
