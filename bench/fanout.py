@@ -12,6 +12,11 @@ Ratios are against `bare`, measured in the same invocation.
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres REDIS_URL=redis://127.0.0.1:6379/0 \
         .venv/bin/python bench/fanout.py --clients 2000 --signals 50 --burst 500
 
+`--e2e` (bench/fanout_e2e.py) times instead from the start of `POST /api/signals/`
+through the same web process, with the swarm split over `--client-processes`:
+
+    .venv/bin/python bench/fanout.py --e2e --servers bare,pubsub --clients 1000 --signals 50 --interval 0.2
+
 Everything runs on loopback; the scratch database `bench_fanout` is created on the
 DATABASE_URL server (signals are permanent, so it is re-used, never emptied).
 """
@@ -289,6 +294,10 @@ def main() -> None:
     parser.add_argument("--burst-timeout", type=float, default=180)
     parser.add_argument("--concurrency", type=int, default=200, help="simultaneous handshakes")
     parser.add_argument("--servers", default="bare,pubsub,core")
+    parser.add_argument("--e2e", action="store_true", help="time from the start of POST /api/signals/ (same web "
+                        "process) until each client holds the signal; swarm split over --client-processes")
+    parser.add_argument("--client-processes", type=int, default=4)
+    parser.add_argument("--idle-posts", type=int, default=200, help="--e2e: single POSTs timed on the idle server")
     args = parser.parse_args()
 
     base = os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres")
@@ -301,6 +310,19 @@ def main() -> None:
 
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, max(soft, args.clients * 2 + 1000)), hard))
+
+    if args.e2e:
+        from fanout_e2e import run_e2e
+
+        e2e = [run_e2e(kind.strip(), args, token=token, db_url=db_url, redis_url=redis_url, prefix=prefix)
+               for kind in args.servers.split(",") if kind.strip()]
+        bare = next((r for r in e2e if r["server"] == "bare"), None)
+        for r in e2e:
+            if bare and r is not bare:
+                r.update({f"{q}_x_bare": round(r[f"{q}_ms"] / bare[f"{q}_ms"], 2) for q in ("p95", "p99")},
+                         mem_x_bare=round(r["rss_per_conn_kib"] / bare["rss_per_conn_kib"], 2))
+            print(json.dumps(r), flush=True)
+        return
 
     results = []
     for kind in [k.strip() for k in args.servers.split(",") if k.strip()]:

@@ -71,6 +71,15 @@ def _publish(message: dict[str, Any]) -> bool:
     return True
 
 
+def publisher_warm_up() -> None:
+    """Start the publisher thread and its Redis connection before the first signal
+    (a web process's warm-up), with a message to a group nobody joins."""
+    layer = get_channel_layer()
+    if layer is not None:
+        future = asyncio.run_coroutine_threadsafe(layer.group_send("warm-up", {"type": "warm.up"}), _publisher_loop())
+        future.result(timeout=_PUBLISH_TIMEOUT_SECONDS)
+
+
 def _log_failure(task: asyncio.Task) -> None:
     if not task.cancelled() and task.exception() is not None:
         logger.warning("doorbell publish failed: %r", task.exception())
