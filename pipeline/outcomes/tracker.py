@@ -10,7 +10,11 @@ New signals and amendments are picked up by polling the database once per cycle
 (every `poll_interval`, 0.25 s like the feed's batches): one indexed `id > last`
 query each. Polling, rather than the channel layer's doorbell, keeps working while
 Redis is down and cannot miss a row (signal ids become visible in commit order);
-trades applied before a new signal was seen are replayed to it from memory.
+trades applied before a new signal was seen are replayed to it from memory. An
+amendment is applied when read, so from the next cycle's trades on; one made in the
+fraction of a second between a hit and its write is recorded but the tape has
+already decided (the hit stands: it came first). Amendment ids are not serialized
+at commit, so each poll looks back over the last 30 s of ids.
 
 Time the stream did not cover (the process was down, a socket dropped and REST
 backfilled the candles) is decided by stored 1m candles with the candle rule: the
