@@ -9,7 +9,7 @@ from io import StringIO
 import pytest
 from django.core.management import CommandError, call_command
 
-from pipeline.candle_sql import ms_to_dt
+from pipeline.aggregation import ms_to_dt
 from pipeline.models import Candle
 from signals.models import Instrument, Signal
 
@@ -116,3 +116,33 @@ def test_it_explains_bad_arguments(hourly, args, message):
     with pytest.raises(CommandError, match=message):
         call_command("backtest", *[x for kv in base.items() for x in kv], "--no-progress",
                      stdout=StringIO(), stderr=StringIO())
+
+
+@pytest.mark.django_db
+def test_it_proposes_exactly_what_the_live_runner_published_on_the_same_candles(instruments):
+    import math
+
+    from pipeline.backtest import CandleRow, backtest_run
+    from pipeline.strategies import params_clean, strategy_get
+    from pipeline.strategy_services import strategies_run, strategy_config_create
+    from pipeline.tests.test_strategy_run import T0 as T1, _now_after, _store
+
+    closes = [200.0 - i for i in range(60)] + [141.0 + i for i in range(60)] + \
+        [160 + 10 * math.sin(i / 3) for i in range(120)]
+    config = strategy_config_create(strategy="macd_cross", symbol="BTCUSDT", timeframe="1m", params={"ladder": 2})
+    for i, close in enumerate(closes):
+        _store("BTCUSDT", [close], start_index=i)
+        strategies_run(symbols=["BTCUSDT"], now=_now_after(i))
+    live = [(int(s.trigger_candle_open_time.timestamp() * 1000), s.direction, s.entry_price, s.stop_loss,
+             s.take_profit, [(Decimal(t["price"]), Decimal(t["portion"])) for t in s.targets])
+            for s in Signal.objects.filter(trigger_config_id=config.pk).order_by("id")]
+    assert len(live) >= 3
+    rows = Candle.objects.filter(instrument__symbol="BTCUSDT", timeframe="1m").order_by("open_time")
+    candles = [CandleRow(int(c.open_time.timestamp() * 1000), c.open, c.high, c.low, c.close) for c in rows]
+    strategy = strategy_get("macd_cross")
+    params, _ = params_clean(strategy, config.params)
+    result = backtest_run(strategy=strategy, params=params, timeframe="1m", candles=candles, start_ms=T1,
+                          tick=Instrument.objects.get(symbol="BTCUSDT").tick_size)
+    simulated = [(t.candle_open_ms, t.direction, t.entry, t.stop, t.take_profit, list(t.levels.targets))
+                 for t in result.trades]
+    assert simulated == live
