@@ -205,7 +205,7 @@ def run_per_row(trades) -> float:
     from django.utils import timezone
 
     from pipeline.aggregation import TIMEFRAME_MS, bucket_start
-    from pipeline.candle_sql import ms_to_dt
+    from pipeline.aggregation import ms_to_dt
     from pipeline.models import Candle
     from signals.models import Instrument
 

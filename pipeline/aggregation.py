@@ -12,6 +12,7 @@ candles (never straight from trades) so they can never disagree with them.
 """
 from __future__ import annotations
 
+import datetime as dt
 from collections import defaultdict
 from dataclasses import dataclass, replace
 from decimal import Decimal
@@ -20,6 +21,18 @@ from typing import Iterable, Sequence
 from .market_data import Kline, Trade
 
 MINUTE_MS = 60_000
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
+
+
+def ms_to_dt(ms: int) -> dt.datetime:
+    """Epoch milliseconds (as on the wire) -> an aware UTC datetime (as stored)."""
+    return _EPOCH + dt.timedelta(milliseconds=ms)
+
+
+def dt_to_ms(value: dt.datetime) -> int:
+    """An aware datetime -> epoch milliseconds."""
+    return (value - _EPOCH) // dt.timedelta(milliseconds=1)
+
 TIMEFRAME_MS: dict[str, int] = {"1m": MINUTE_MS, "5m": 5 * MINUTE_MS, "15m": 15 * MINUTE_MS, "1h": 60 * MINUTE_MS,
                                  "4h": 240 * MINUTE_MS, "1d": 1440 * MINUTE_MS}
 TIMEFRAMES: tuple[str, ...] = tuple(TIMEFRAME_MS)

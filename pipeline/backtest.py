@@ -15,8 +15,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Callable, Sequence
 
-from .aggregation import TIMEFRAME_MS
-from .candle_sql import ms_to_dt
+from .aggregation import TIMEFRAME_MS, ms_to_dt
 from .outcomes.engine import OPEN, EngineInputError, Levels, OutcomeState, apply_candle, levels_build, state_new
 from .outcomes.records import r_multiple
 from .strategies import Bar, Strategy

@@ -32,7 +32,16 @@ import psycopg
 
 from django.db import connection, transaction
 
-from .aggregation import ROLLUP_BASE, ROLLUP_TIMEFRAMES, TIMEFRAME_MS, PartialCandle, RollupBucket, candles_rollup
+from .aggregation import (
+    ROLLUP_BASE,
+    ROLLUP_TIMEFRAMES,
+    TIMEFRAME_MS,
+    PartialCandle,
+    RollupBucket,
+    candles_rollup,
+    dt_to_ms,
+    ms_to_dt,
+)
 from signals.models import Instrument
 
 from .models import Candle
@@ -44,7 +53,6 @@ COLUMNS = (
     "first_trade_ms", "first_trade_id", "last_trade_ms", "last_trade_id", "closed", "source", "updated_at",
 )
 _COLS = ", ".join(f'"{c}"' for c in COLUMNS)
-_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
 
 # Raw connections whose temp staging table is known to exist (it lives as long as
 # the database session). Marked only after a commit: a rolled-back CREATE is gone.
@@ -55,14 +63,6 @@ class Mode(str, Enum):
     MERGE = "merge"
     ROLLUP = "rollup"
     KLINE = "kline"
-
-
-def ms_to_dt(ms: int) -> dt.datetime:
-    return _EPOCH + dt.timedelta(milliseconds=ms)
-
-
-def dt_to_ms(value: dt.datetime) -> int:
-    return (value - _EPOCH) // dt.timedelta(milliseconds=1)
 
 
 def _set_clauses(mode: Mode, vendor: str) -> tuple[str, str]:

@@ -19,8 +19,7 @@ from django.conf import settings
 from django.db import connection
 from django.utils import timezone
 
-from .aggregation import TIMEFRAME_MS
-from .candle_sql import dt_to_ms
+from .aggregation import TIMEFRAME_MS, dt_to_ms
 from .feeds import health_store
 from signals.broadcast import health_broadcast
 

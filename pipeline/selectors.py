@@ -15,8 +15,7 @@ from django.utils import timezone
 
 from signals.models import Instrument
 
-from .aggregation import MINUTE_MS, TIMEFRAME_MS, expected_buckets, gaps_find
-from .candle_sql import dt_to_ms, ms_to_dt
+from .aggregation import MINUTE_MS, TIMEFRAME_MS, dt_to_ms, expected_buckets, gaps_find, ms_to_dt
 from .latest_prices import LatestPrice, latest_price_get
 from .models import Candle, FeedLease, HealthSnapshot, MarketReadiness, ReadinessState
 from .readiness import SymbolData, readiness_evaluate

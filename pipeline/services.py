@@ -26,10 +26,11 @@ from .aggregation import (
     batch_cutoffs,
     bucket_start,
     candles_from_trades,
+    dt_to_ms,
     kline_to_partial,
     rollup_buckets,
 )
-from .candle_sql import Mode, dt_to_ms
+from .candle_sql import Mode
 from .feeds.rest import KlineFetch, kline_pages
 from .latest_prices import latest_prices_set
 from .models import Candle, CandleSource, FeedLease, HealthSnapshot, MarketReadiness, ReadinessState

@@ -9,7 +9,7 @@ from django.db.models import QuerySet
 
 from signals.models import Signal
 
-from .candle_sql import dt_to_ms
+from .aggregation import dt_to_ms
 from .models import Candle, StrategyConfig
 from .strategies import Bar
 

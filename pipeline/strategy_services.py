@@ -28,8 +28,7 @@ from django.utils import timezone
 from signals.models import Instrument, Signal
 from signals.services import SignalValidationError, signal_create
 
-from .aggregation import TIMEFRAME_MS
-from .candle_sql import dt_to_ms, ms_to_dt
+from .aggregation import TIMEFRAME_MS, dt_to_ms, ms_to_dt
 from .models import StrategyConfig, Timeframe
 from .strategies import Bar, Proposal, Strategy, UnknownStrategyError, params_clean, strategy_get
 from .strategies.replay import window_decide, window_size

@@ -15,8 +15,7 @@ from rest_framework.response import Response
 
 from signals.selectors import decimal_str, iso_utc
 
-from .aggregation import TIMEFRAMES
-from .candle_sql import ms_to_dt
+from .aggregation import TIMEFRAMES, ms_to_dt
 from .models import Candle
 from .selectors import MAX_CANDLES, UnknownSymbolError, candles_list, instrument_get, latest_price
 from .sessions import known_markets, market_session as session_at

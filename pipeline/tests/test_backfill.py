@@ -10,8 +10,7 @@ from decimal import Decimal
 import pytest
 from django.core.management import CommandError, call_command
 
-from pipeline.aggregation import MINUTE_MS, TIMEFRAME_MS
-from pipeline.candle_sql import dt_to_ms, ms_to_dt
+from pipeline.aggregation import MINUTE_MS, TIMEFRAME_MS, dt_to_ms, ms_to_dt
 from pipeline.models import Candle
 from pipeline.selectors import UnknownSymbolError, candle_gaps
 from pipeline.services import candles_backfill, candles_gap_repair, klines_ingest

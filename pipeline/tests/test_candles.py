@@ -58,7 +58,7 @@ def reference(trades: list[Trade], symbol: str, start: int, size: int) -> tuple:
 
 
 def stored(symbol: str, timeframe: str, start: int) -> tuple:
-    from pipeline.candle_sql import ms_to_dt
+    from pipeline.aggregation import ms_to_dt
 
     c = Candle.objects.get(instrument__symbol=symbol, timeframe=timeframe, open_time=ms_to_dt(start))
     return c.open, c.high, c.low, c.close, c.volume, c.trades
@@ -217,7 +217,7 @@ def test_it_keeps_the_newest_price_in_redis_whatever_the_arrival_order(feed_proc
 def rollups_match_minutes() -> list[str]:
     """Differences between stored 5m/15m/1h/4h/1d rows and the rollup of stored 1m rows."""
     from pipeline.aggregation import PartialCandle, candles_rollup
-    from pipeline.candle_sql import dt_to_ms
+    from pipeline.aggregation import dt_to_ms
 
     minutes = [PartialCandle(s, "1m", dt_to_ms(t), *rest) for s, t, *rest in Candle.objects.filter(timeframe="1m")
                .values_list("instrument__symbol", "open_time", "open", "high", "low", "close", "volume", "trades",

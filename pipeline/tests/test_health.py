@@ -166,7 +166,7 @@ def test_it_finds_strategy_configs_not_evaluated_on_their_closed_candles(instrum
 
     from django.utils import timezone
 
-    from pipeline.candle_sql import ms_to_dt
+    from pipeline.aggregation import ms_to_dt
     from pipeline.health_facts import health_facts_collect
     from pipeline.models import StrategyConfig
     from pipeline.services import klines_ingest

@@ -7,8 +7,7 @@ from decimal import Decimal
 
 import pytest
 
-from pipeline.aggregation import MINUTE_MS
-from pipeline.candle_sql import dt_to_ms
+from pipeline.aggregation import MINUTE_MS, dt_to_ms
 from pipeline.models import MarketReadiness, ReadinessState
 from pipeline.readiness import ReadinessTransitionError, SymbolData, readiness_evaluate, readiness_path
 from pipeline.selectors import (

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline.aggregation import MINUTE_MS
-from pipeline.candle_sql import ms_to_dt
+from pipeline.aggregation import MINUTE_MS, ms_to_dt
 from pipeline.models import Candle
 from pipeline.tests.feed_fixtures import feed_process  # noqa: F401
 

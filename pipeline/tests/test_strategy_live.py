@@ -12,7 +12,7 @@ import pytest
 from celery import current_app
 from django.core.management import CommandError, call_command
 
-from pipeline.candle_sql import dt_to_ms
+from pipeline.aggregation import dt_to_ms
 from pipeline.feeds.rest import BinanceRestClient
 from pipeline.feeds.runner import FeedRunner
 from pipeline.models import Candle, StrategyConfig

@@ -11,7 +11,7 @@ from decimal import Decimal
 import pytest
 from django.db import connection
 
-from pipeline.candle_sql import ms_to_dt
+from pipeline.aggregation import ms_to_dt
 from pipeline.models import Candle, StrategyConfig
 from pipeline.strategies import Bar, params_clean, strategy_get
 from pipeline.strategies.replay import window_decide, window_size

@@ -13,8 +13,7 @@ import time
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
-from pipeline.aggregation import TIMEFRAMES
-from pipeline.candle_sql import dt_to_ms, ms_to_dt
+from pipeline.aggregation import TIMEFRAMES, dt_to_ms, ms_to_dt
 from pipeline.selectors import UnknownSymbolError, candle_gaps, instrument_get
 from signals.selectors import iso_utc
 

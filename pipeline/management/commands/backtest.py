@@ -13,11 +13,10 @@ import sys
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
-from pipeline.aggregation import TIMEFRAME_MS, TIMEFRAMES
+from pipeline.aggregation import TIMEFRAMES, TIMEFRAME_MS, dt_to_ms, ms_to_dt
 from pipeline.backtest import CandleRow, backtest_run
 from pipeline.management.commands.backfill import DATE_HELP
 from pipeline.management.commands.backfill import _parse_when as _when  # one date rule for both commands
-from pipeline.candle_sql import dt_to_ms, ms_to_dt
 from pipeline.selectors import UnknownSymbolError, instrument_get
 from pipeline.strategies import STRATEGIES, UnknownStrategyError, params_clean, strategy_get
 from pipeline.strategies.replay import window_size
