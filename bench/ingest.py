@@ -176,12 +176,12 @@ def _write_once(rows) -> None:
     from django.db import transaction
     from django.utils import timezone
 
-    from pipeline.candle_sql import Mode, candles_upsert
+    from pipeline.candle_sql import UpsertMode, candles_upsert
     from signals.models import Instrument
 
     ids = dict(Instrument.objects.filter(symbol__in=SYMBOLS).values_list("symbol", "id"))
     with transaction.atomic():
-        candles_upsert(candles=rows, instrument_ids=ids, mode=Mode.MERGE, source="trades", now=timezone.now())
+        candles_upsert(candles=rows, instrument_ids=ids, mode=UpsertMode.MERGE, source="trades", now=timezone.now())
 
 
 def run_one_shot(trades) -> float:

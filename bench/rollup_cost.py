@@ -67,8 +67,9 @@ def main() -> int:
         with transaction.atomic():
             ids = candle_sql.instruments_lock(symbols={"BTCUSDT"})
             start = time.perf_counter()
-            candle_sql.candles_write(candles=minutes, instrument_ids=ids, mode=candle_sql.Mode.MERGE, source="trades",
-                                     cutoffs=cutoffs, rollups=rollups, now=timezone.now(), durable=False)
+            candle_sql.candles_write(candles=minutes, instrument_ids=ids, mode=candle_sql.UpsertMode.MERGE,
+                                     source="trades", cutoffs=cutoffs, rollups=rollups, now=timezone.now(),
+                                     durable=False)
             return time.perf_counter() - start
 
     for _ in range(args.history):

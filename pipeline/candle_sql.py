@@ -59,18 +59,18 @@ _COLS = ", ".join(f'"{c}"' for c in COLUMNS)
 _staged_connections: "weakref.WeakSet" = weakref.WeakSet()
 
 
-class Mode(str, Enum):
+class UpsertMode(str, Enum):
     MERGE = "merge"
     ROLLUP = "rollup"
     KLINE = "kline"
 
 
-def _set_clauses(mode: Mode, vendor: str) -> tuple[str, str]:
+def _set_clauses(mode: UpsertMode, vendor: str) -> tuple[str, str]:
     """(SET list, WHERE condition) of the ON CONFLICT DO UPDATE for `mode`."""
     t = TABLE
     greatest, least = ("GREATEST", "LEAST") if vendor == "postgresql" else ("MAX", "MIN")
     final_row = f'({t}."source" = \'exchange\' AND {t}."closed")'
-    if mode is Mode.MERGE:
+    if mode is UpsertMode.MERGE:
         earlier = f'(excluded."first_trade_ms", excluded."first_trade_id") < ({t}."first_trade_ms", {t}."first_trade_id")'
         later = f'(excluded."last_trade_ms", excluded."last_trade_id") > ({t}."last_trade_ms", {t}."last_trade_id")'
         sets = [
@@ -94,7 +94,7 @@ def _set_clauses(mode: Mode, vendor: str) -> tuple[str, str]:
     stored_values = ", ".join(f'{t}."{c}"' for c in values)
     new_values = ", ".join(f'excluded."{c}"' for c in values)
     changed = f'(({stored_values}) {distinct} ({new_values}) OR (excluded."closed" AND NOT {t}."closed"))'
-    if mode is Mode.ROLLUP:
+    if mode is UpsertMode.ROLLUP:
         return (", ".join([*replaced, f'"closed" = ({t}."closed" OR excluded."closed")']),
                 f"NOT {final_row} AND {changed}")
     # KLINE
@@ -157,7 +157,7 @@ def _ensure_stage(cursor) -> None:
     transaction.on_commit(lambda: _staged_connections.add(raw))
 
 
-def _conflict(mode: Mode) -> str:
+def _conflict(mode: UpsertMode) -> str:
     sets, where = _set_clauses(mode, connection.vendor)
     return f'ON CONFLICT ("instrument_id", "timeframe", "open_time") DO UPDATE SET {sets} WHERE {where}'
 
@@ -210,7 +210,7 @@ def _rollup_sql(buckets: Sequence[RollupBucket], ids: dict[str, int], now: dt.da
         f"JOIN {TABLE} m ON m.instrument_id = b.instrument_id AND m.timeframe = %s "
         "AND m.open_time >= b.open_time AND m.open_time < b.close_time "
         "GROUP BY b.instrument_id, b.timeframe, b.open_time, b.closed "
-        f"ORDER BY 1, 2, 3 {_conflict(Mode.ROLLUP)}"
+        f"ORDER BY 1, 2, 3 {_conflict(UpsertMode.ROLLUP)}"
     )
     return sql, ["rollup", now, *params, base]
 
@@ -232,7 +232,7 @@ def _execute_all(cursor, statements: list[tuple[str, list]]) -> list[int]:
     return counts
 
 
-def candles_upsert(*, candles: Sequence[PartialCandle], instrument_ids: dict[str, int], mode: Mode,
+def candles_upsert(*, candles: Sequence[PartialCandle], instrument_ids: dict[str, int], mode: UpsertMode,
                    source: str, now: dt.datetime) -> int:
     """Upsert rows under `mode`'s merge rule in one statement; returns rows written
     (inserted or changed). Candles of symbols missing from `instrument_ids` are skipped.
@@ -251,7 +251,7 @@ def candles_upsert(*, candles: Sequence[PartialCandle], instrument_ids: dict[str
         return max(cursor.rowcount, 0)
 
 
-def candles_write(*, candles: Sequence[PartialCandle], instrument_ids: dict[str, int], mode: Mode, source: str,
+def candles_write(*, candles: Sequence[PartialCandle], instrument_ids: dict[str, int], mode: UpsertMode, source: str,
                   cutoffs: dict[str, int], rollups: Sequence[RollupBucket], now: dt.datetime,
                   durable: bool = True) -> int:
     """The whole write of a batch, inside the caller's transaction: upsert `candles`
@@ -332,5 +332,5 @@ def _rollups_in_python(buckets: Sequence[RollupBucket], ids: dict[str, int], now
                 if closed is not None:
                     c.closed = closed
                     rows.append(c)
-        written += candles_upsert(candles=rows, instrument_ids=ids, mode=Mode.ROLLUP, source="rollup", now=now)
+        written += candles_upsert(candles=rows, instrument_ids=ids, mode=UpsertMode.ROLLUP, source="rollup", now=now)
     return written

@@ -30,7 +30,7 @@ from .aggregation import (
     kline_to_partial,
     rollup_buckets,
 )
-from .candle_sql import Mode
+from .candle_sql import UpsertMode
 from .feeds.rest import KlineFetch, kline_pages
 from .latest_prices import latest_prices_set
 from .models import Candle, CandleSource, FeedLease, HealthSnapshot, MarketReadiness, ReadinessState
@@ -118,7 +118,7 @@ def trades_ingest(*, trades: Sequence[Trade], dedupe: TradeDedupe) -> dict:
                 # Duplicates and late trades still prove how far the exchange got.
                 cutoffs = batch_cutoffs(known)
                 stats["candles_written"] = candle_sql.candles_write(
-                    candles=minutes, instrument_ids=ids, mode=Mode.MERGE, source=CandleSource.TRADES,
+                    candles=minutes, instrument_ids=ids, mode=UpsertMode.MERGE, source=CandleSource.TRADES,
                     cutoffs=cutoffs, rollups=rollup_buckets(((c.symbol, c.open_ms) for c in minutes), cutoffs),
                     now=now, durable=False,
                 )
@@ -153,7 +153,7 @@ def klines_ingest(*, klines: Sequence[Kline]) -> int:
             reached = c.close_ms if c.closed else c.open_ms
             cutoffs[c.symbol] = max(cutoffs.get(c.symbol, -1), reached)
         written = candle_sql.candles_write(
-            candles=rows, instrument_ids=ids, mode=Mode.KLINE, source=CandleSource.EXCHANGE, cutoffs=cutoffs,
+            candles=rows, instrument_ids=ids, mode=UpsertMode.KLINE, source=CandleSource.EXCHANGE, cutoffs=cutoffs,
             rollups=rollup_buckets(((c.symbol, c.open_ms) for c in rows if c.timeframe == "1m"), cutoffs), now=now,
         )
     if len(rows) < len(klines):

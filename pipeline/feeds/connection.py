@@ -101,7 +101,7 @@ class FeedConnection:
         self.open_timeout = open_timeout
         self.ping_interval = ping_interval
         self.rng = rng or random.Random()
-        self.sm = ConnectionStateMachine(name, on_change=on_state_change)
+        self.state_machine = ConnectionStateMachine(name, on_change=on_state_change)
         self.health = ConnectionHealth()
         self.wanted: set[str] = set()
         self.confirmed: set[str] = set()
@@ -125,7 +125,7 @@ class FeedConnection:
         """Change the wanted streams; a live socket is told at once, a dead one on reconnect."""
         self.wanted |= add
         self.wanted -= remove
-        if self._ws is not None and self.sm.state is ConnectionState.CONNECTED:
+        if self._ws is not None and self.state_machine.state is ConnectionState.CONNECTED:
             if add - self.confirmed:
                 self._queue("SUBSCRIBE", sorted(add - self.confirmed))
             if remove & self.confirmed:
@@ -143,7 +143,7 @@ class FeedConnection:
     def recycle(self, reason: str) -> bool:
         """Cut the live socket so the task reconnects it (a stalled stream: the socket
         is open but the data stopped). Returns False when there is no live socket."""
-        if self._ws is None or self.sm.state is not ConnectionState.CONNECTED or self._ws.transport is None:
+        if self._ws is None or self.state_machine.state is not ConnectionState.CONNECTED or self._ws.transport is None:
             return False
         self._recycle_reason = reason
         self.health.stall_recoveries += 1
@@ -161,7 +161,7 @@ class FeedConnection:
 
     @property
     def state(self) -> ConnectionState:
-        return self.sm.state
+        return self.state_machine.state
 
     def symbols(self) -> set[str]:
         return {name.split("@", 1)[0].upper() for name in self.wanted}
@@ -172,11 +172,11 @@ class FeedConnection:
         attempt = 0
         ever_connected = False
         while not self._stop.is_set():
-            self.sm.move(ConnectionState.CONNECTING, "opening handshake")
+            self.state_machine.move(ConnectionState.CONNECTING, "opening handshake")
             ws = await self._until_stopped(self._handshake())
             if ws is None:
                 if self._stop.is_set():
-                    self.sm.move(ConnectionState.DISCONNECTED, "stopped while connecting")
+                    self.state_machine.move(ConnectionState.DISCONNECTED, "stopped while connecting")
                     return
                 # Handshake failed: nothing was registered (see _handshake).
                 attempt += 1
@@ -185,7 +185,7 @@ class FeedConnection:
             if not await self._register(self, ws):
                 # Stopped (or removed) while the handshake was in flight.
                 await ws.close(1000, "client shutdown")
-                self.sm.move(ConnectionState.DISCONNECTED, "stopped before registration")
+                self.state_machine.move(ConnectionState.DISCONNECTED, "stopped before registration")
                 return
             self._ws = ws
             now = time.time()
@@ -193,7 +193,7 @@ class FeedConnection:
             if ever_connected:
                 self.health.reconnects += 1
             ever_connected = True
-            self.sm.move(ConnectionState.CONNECTED, "handshake complete")
+            self.state_machine.move(ConnectionState.CONNECTED, "handshake complete")
             got_data = False
             try:
                 got_data = await self._session(ws)
@@ -215,28 +215,28 @@ class FeedConnection:
                 self._pending.clear()
                 self._unregister(self, ws)
             if self._stop.is_set():
-                self.sm.move(ConnectionState.DISCONNECTING, "shutdown")
+                self.state_machine.move(ConnectionState.DISCONNECTING, "shutdown")
                 await ws.close(1000, "client shutdown")
-                self.sm.move(ConnectionState.DISCONNECTED, "shutdown")
+                self.state_machine.move(ConnectionState.DISCONNECTED, "shutdown")
                 return
             if ws.transport is not None:
                 ws.transport.abort()  # a stale socket may still be open: cut it
             self.health.last_error = reason
-            self.sm.move(ConnectionState.ERROR, reason)
+            self.state_machine.move(ConnectionState.ERROR, reason)
             attempt = 0 if got_data else attempt + 1
             await self._back_off(attempt)
-        if self.sm.state is not ConnectionState.DISCONNECTED:
-            self.sm.move(ConnectionState.DISCONNECTED, "stopped")
+        if self.state_machine.state is not ConnectionState.DISCONNECTED:
+            self.state_machine.move(ConnectionState.DISCONNECTED, "stopped")
 
     async def _back_off(self, attempt: int) -> None:
         delay = backoff_delay(attempt, base=self.backoff_base, cap=self.backoff_cap, rng=self.rng)
-        self.sm.move(ConnectionState.RECONNECTING, f"retry in {delay:.2f}s (attempt {attempt})")
+        self.state_machine.move(ConnectionState.RECONNECTING, f"retry in {delay:.2f}s (attempt {attempt})")
         try:
             await asyncio.wait_for(self._stop.wait(), delay)
         except asyncio.TimeoutError:
             pass
         if self._stop.is_set():
-            self.sm.move(ConnectionState.DISCONNECTED, "stopped while waiting to reconnect")
+            self.state_machine.move(ConnectionState.DISCONNECTED, "stopped while waiting to reconnect")
 
     async def _until_stopped(self, coro):
         """Run coro unless stop() is called first (then cancel it and return None)."""
@@ -282,7 +282,7 @@ class FeedConnection:
         except Exception as exc:  # noqa: BLE001 - refused, timed out, bad status, DNS...
             self.health.handshake_failures += 1
             self.health.last_error = f"handshake failed: {type(exc).__name__}: {exc}"[:300]
-            self.sm.move(ConnectionState.ERROR, self.health.last_error)
+            self.state_machine.move(ConnectionState.ERROR, self.health.last_error)
             return None
         # Streams in the URL are live as soon as the handshake succeeds.
         self.confirmed = set(sorted(self.wanted)[:URL_STREAMS])
@@ -399,9 +399,9 @@ class FeedConnection:
     def snapshot(self) -> dict[str, Any]:
         return {
             "name": self.name,
-            "state": self.sm.state.value,
-            "reason": self.sm.reason,
-            "state_since": self.sm.changed_at,
+            "state": self.state_machine.state.value,
+            "reason": self.state_machine.reason,
+            "state_since": self.state_machine.changed_at,
             "streams": sorted(self.wanted),
             "confirmed": sorted(self.confirmed),
             "health": self.health.as_dict(),

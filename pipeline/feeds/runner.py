@@ -173,7 +173,7 @@ class FeedRunner:
                 await self._readiness_move(market, ReadinessState.STOPPED, "feed process stopped")
             try:
                 if not self.keep_readiness_on_stop:  # else the active feed's health is published there
-                    await self._in(self._publisher, feed_health_clear)
+                    await self._on_thread(self._publisher, feed_health_clear)
             except Exception:  # noqa: BLE001 - Redis down at shutdown: keys expire anyway
                 logger.warning("could not clear feed health in Redis", exc_info=True)
             await self.close()
@@ -184,7 +184,7 @@ class FeedRunner:
         self.candle_closes.close()
         for executor in (self._db, self._io, self._publisher):
             try:
-                await self._in(executor, connections.close_all)
+                await self._on_thread(executor, connections.close_all)
             except RuntimeError:  # already shut down
                 continue
             executor.shutdown(wait=True)
@@ -194,7 +194,8 @@ class FeedRunner:
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
-    async def _in(self, executor: ThreadPoolExecutor, func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    async def _on_thread(self, executor: ThreadPoolExecutor, func: Callable[..., Any], *args: Any,
+                         **kwargs: Any) -> Any:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(executor, lambda: _db_call(func, *args, **kwargs))
 
@@ -217,9 +218,9 @@ class FeedRunner:
             return
         try:
             if trades:
-                await self._in(self._db, trades_ingest, trades=trades, dedupe=self.dedupe)
+                await self._on_thread(self._db, trades_ingest, trades=trades, dedupe=self.dedupe)
             if klines:
-                await self._in(self._db, klines_ingest, klines=klines)
+                await self._on_thread(self._db, klines_ingest, klines=klines)
         except Exception:  # noqa: BLE001 - keep the batch; the DB may be back next time
             self.counters["ingest_errors"] += 1
             logger.exception("ingest failed for %d trades / %d klines; will retry", len(trades), len(klines))
@@ -249,7 +250,7 @@ class FeedRunner:
 
     async def supervise_once(self, now: dt.datetime | None = None) -> None:
         now = now or dt.datetime.fromtimestamp(self.clock(), dt.timezone.utc)
-        instruments = await self._in(self._db, feed_instruments)
+        instruments = await self._on_thread(self._db, feed_instruments)
         by_market: dict[str, set[str]] = {}
         for instrument in instruments:
             by_market.setdefault(instrument.market, set()).add(instrument.symbol)
@@ -288,7 +289,7 @@ class FeedRunner:
     async def _judge(self, market: str, symbols: set[str], now: dt.datetime) -> None:
         await self._readiness_move(market, ReadinessState.CHECKING_DATA, "checking freshness and completeness",
                                    only_from=(ReadinessState.WAITING_DATA, ReadinessState.STOPPED))
-        ok, reason = await self._in(self._db, readiness_check, market=market, now=now)
+        ok, reason = await self._on_thread(self._db, readiness_check, market=market, now=now)
         if not ok:
             await self._readiness_move(market, ReadinessState.ERROR, reason)
             if time.monotonic() - self._last_backfill.get(market, 0.0) > self.retry_backfill_after:
@@ -304,7 +305,7 @@ class FeedRunner:
 
     async def _readiness_move(self, market: str, target: ReadinessState, reason: str,
                               only_from: tuple[ReadinessState, ...] | None = None) -> None:
-        moves = await self._in(self._db, readiness_move, market=market, target=target, reason=reason,
+        moves = await self._on_thread(self._db, readiness_move, market=market, target=target, reason=reason,
                                only_from=only_from)
         for old, new in moves:
             if old == new:
@@ -332,7 +333,7 @@ class FeedRunner:
                 self._last_backfill[market] = time.monotonic()
         for symbol in symbols:
             try:
-                stored = await self._in(self._io, candles_backfill, symbol=symbol, since_ms=start,
+                stored = await self._on_thread(self._io, candles_backfill, symbol=symbol, since_ms=start,
                                         until_ms=until, fetch=self.rest.klines)
             except Exception as exc:  # noqa: BLE001 - REST down or rate limited: the check reports it
                 logger.warning("backfill %s (%s) failed: %s", symbol, why, exc)
@@ -376,14 +377,14 @@ class FeedRunner:
             self.manager.recycle_stalled()
             snap = self.snapshot()
             try:
-                await self._in(self._publisher, feed_health_publish, symbols=snap["symbols"],
+                await self._on_thread(self._publisher, feed_health_publish, symbols=snap["symbols"],
                                connections=snap["connections"], process=snap["process"],
                                ttl=max(10, int(self.publish_interval * 5)))
             except Exception as exc:  # noqa: BLE001 - Redis down: keep streaming
                 logger.warning("could not publish feed health: %s", exc)
             try:
                 # Reconnects asked for from outside (an operator, another process).
-                for command in await self._in(self._publisher, feed_commands_take):
+                for command in await self._on_thread(self._publisher, feed_commands_take):
                     if command.get("reconnect"):
                         self.manager.recycle(str(command["reconnect"]), str(command.get("reason") or "requested"))
             except Exception as exc:  # noqa: BLE001 - Redis down: nothing can be asked
