@@ -9,6 +9,7 @@ from decimal import Decimal
 
 from django.utils import timezone
 
+from pipeline.latest_prices import latest_price_forget
 from pipeline.models import Candle
 from signals.models import Instrument
 
@@ -44,4 +45,7 @@ def candle_rows(*, symbol: str, timeframe: str = "1m", count: int = 120, last_cl
 
 
 def candles_seed(**kwargs) -> list[Candle]:
+    """Store the candles; the symbol's cached latest price (Redis, shared by every
+    test of a run) is dropped so the price read falls back to these candles."""
+    latest_price_forget(symbol=kwargs["symbol"])
     return Candle.objects.bulk_create(candle_rows(**kwargs))

@@ -247,6 +247,9 @@ def test_it_opens_the_chart_on_a_symbol_with_data(logged_in, signal_factory):
 def test_it_answers_latest_prices_without_errors_for_symbols_without_data(logged_in, instruments):
     from dashboard.tests.market_data import candles_seed
 
+    from pipeline.latest_prices import latest_price_forget
+
+    latest_price_forget(symbol="USDCOP")  # no cached price from another test
     candles_seed(symbol="ETHUSDT", count=3, last_close=3000)
     body = logged_in.get(reverse("dashboard-prices"), {"symbols": "ETHUSDT,usdcop,NOSUCH"}).json()
     assert list(body["prices"]) == ["ETHUSDT"] and body["prices"]["ETHUSDT"]["price"] == "3000"

@@ -38,6 +38,7 @@ export class HistoryPager {
     if (this.loading || this.older === null || this.older === undefined) return;
     const seq = this.seq;
     this.loading = true;
+    this.table.holdTrim = true;
     this.button.disabled = true;
     this.statusEl.textContent = 'Loading…';
     try {
@@ -56,6 +57,7 @@ export class HistoryPager {
     } catch (err) {
       if (seq === this.seq) this.statusEl.textContent = 'Could not load older signals. Try again.';
     } finally {
+      this.table.holdTrim = false;
       if (seq === this.seq) {
         this.loading = false;
         this.button.disabled = false;

@@ -118,6 +118,7 @@ export class SignalTable {
     this.prices = new Map();       // symbol -> latest price string
     this.selectedId = null;
     this.rowFilter = null;         // signal -> bool; rows it refuses stay but are hidden
+    this.holdTrim = false;         // set by the history pager while a page loads
     this.listeners = new Set();
     this.onSelect = onSelect;
     const choose = (event) => {
@@ -168,7 +169,8 @@ export class SignalTable {
       row.addEventListener('animationend', () => row.classList.remove('is-new'), { once: true });
     }
     this._insert(row, signal.id);
-    while (this.body.rows.length > this.maxRows) {
+    // No trimming while an older page is on its way: it must join the rows on screen.
+    while (!this.holdTrim && this.body.rows.length > this.maxRows) {
       const last = this.body.lastElementChild;
       this.signals.delete(Number(last.dataset.id));
       last.remove();
