@@ -82,6 +82,7 @@ def config_text(*, programs: dict[str, str], run_dir: Path, log_dir: Path, cwd: 
         "priority": "0",
         "autostart": "true",
         "autorestart": "true",
+        "stdout_logfile": "NONE",  # its stdout is the event protocol, nothing to keep
         "stderr_logfile": "/dev/stdout",
         "stderr_logfile_maxbytes": "0",
     }
