@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import random
 import sys
 import threading
 import time
@@ -27,13 +28,27 @@ async def main() -> None:
     parser.add_argument("--url", required=True)
     parser.add_argument("--token", required=True)
     parser.add_argument("--clients", type=int, required=True)
+    parser.add_argument("--bare", action="store_true")
     args = parser.parse_args()
     received: list[dict[int, float]] = []
     sockets = []
 
     async def _client(index: int) -> None:
-        ws = await websockets.connect(args.url, additional_headers={"Authorization": f"Token {args.token}"},
-                                      open_timeout=120, max_queue=None, ping_interval=None, compression=None)
+        # Ready once a ping is answered (the server's admission control may instead
+        # close a new connection with 4503 retry_after=<s>: then come back later).
+        while True:
+            ws = await websockets.connect(args.url, additional_headers={"Authorization": f"Token {args.token}"},
+                                          open_timeout=120, max_queue=None, ping_interval=None, compression=None)
+            if args.bare:  # the bare server has no admission control and ignores pings
+                break
+            try:
+                await ws.send('{"type":"ping"}')
+                await asyncio.wait_for(ws.recv(), 60)
+                break
+            except websockets.ConnectionClosed as exc:
+                hint = exc.rcvd.reason if exc.rcvd else ""
+                wait = float(hint.split("=", 1)[1]) if hint.startswith("retry_after=") else 1.0
+                await asyncio.sleep(wait + random.uniform(0, wait))
         sockets.append(ws)
         seen = received[index]
         async for frame in ws:

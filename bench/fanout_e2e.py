@@ -37,10 +37,10 @@ class _Api:
         return json.loads(payload)["id"], started, time.perf_counter() - clock
 
 
-def _swarm(url: str, token: str, clients: int, processes: int) -> list[subprocess.Popen]:
+def _swarm(url: str, token: str, clients: int, processes: int, bare: bool) -> list[subprocess.Popen]:
     per = [clients // processes + (1 if i < clients % processes else 0) for i in range(processes)]
     return [subprocess.Popen([sys.executable, str(ROOT / "bench" / "fanout_clients.py"), "--url", url,
-                              "--token", token, "--clients", str(n)], stdin=subprocess.PIPE,
+                              "--token", token, "--clients", str(n), *(["--bare"] if bare else [])], stdin=subprocess.PIPE,
                              stdout=subprocess.PIPE, text=True, bufsize=1) for n in per if n]
 
 
@@ -63,7 +63,8 @@ def run_e2e(kind: str, args, *, token: str, db_url: str, redis_url: str, prefix:
             result.update(first_post_ms=round(first * 1000, 1), idle_post_p50_ms=round(_pct(idle, 50), 2),
                           idle_post_p95_ms=round(_pct(idle, 95), 2))
         rss_before = server.rss()
-        procs = _swarm(f"ws://127.0.0.1:{server.port}/ws/signals/", token, args.clients, args.client_processes)
+        procs = _swarm(f"ws://127.0.0.1:{server.port}/ws/signals/", token, args.clients, args.client_processes,
+                       kind == "bare")
         deadline = time.monotonic() + 600
         while sum(a["open"] for a in _ask(procs, "count")) < args.clients and time.monotonic() < deadline:
             time.sleep(1)
