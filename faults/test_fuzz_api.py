@@ -31,9 +31,10 @@ KNOWN_ELSEWHERE = {
 }
 
 
-def _run(server: DaphneProcess, examples: int, headers: list[str]) -> tuple[int, dict[tuple[str, str], int], str]:
+def _run(server: DaphneProcess, examples: int, headers: list[str],
+         phases: str) -> tuple[int, dict[tuple[str, str], int], str]:
     args = [ST, "run", f"{server.http_url}/api/schema/", "--checks", "all", "-n", str(examples),
-            "--phases", "examples,coverage,fuzzing,stateful",
+            "--phases", phases,
             "--request-timeout", "30", "--seed", "20261128", "--no-color", *headers]
     out = subprocess.run(args, capture_output=True, text=True, timeout=900).stdout
     generated = re.search(r"(\d+) generated", out)
@@ -62,10 +63,12 @@ def test_it_answers_1000_fuzzed_requests_without_a_server_error_or_a_schema_viol
     total = 0
     report = {}
     # The coverage phase alone generates ~1,000 cases; fuzzing adds `-n` per operation.
-    staff_examples = max(3, int(10 * faults_scale()))
-    for who, examples, headers in (("staff", staff_examples, ["-H", f"Authorization: Token {token}"]),
-                                   ("anonymous", 2, [])):
-        generated, failures, out = _run(server, examples, headers)
+    staff_examples = max(2, int(8 * faults_scale()))
+    everything = "examples,coverage,fuzzing,stateful"
+    for who, examples, headers, phases in (
+            ("staff", staff_examples, ["-H", f"Authorization: Token {token}"], everything),
+            ("anonymous", 2, [], "coverage")):  # anonymous: every operation answers 401 the same way
+        generated, failures, out = _run(server, examples, headers, phases)
         total += generated
         report[who] = {"generated": generated, "failures": {f"{op} {code}": n for (op, code), n in failures.items()}}
         hard = {key: n for key, n in failures.items()
