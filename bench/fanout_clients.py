@@ -37,8 +37,12 @@ async def main() -> None:
         # Ready once a ping is answered (the server's admission control may instead
         # close a new connection with 4503 retry_after=<s>: then come back later).
         while True:
-            ws = await websockets.connect(args.url, additional_headers={"Authorization": f"Token {args.token}"},
-                                          open_timeout=120, max_queue=None, ping_interval=None, compression=None)
+            try:
+                ws = await websockets.connect(args.url, additional_headers={"Authorization": f"Token {args.token}"},
+                                              open_timeout=120, max_queue=None, ping_interval=None, compression=None)
+            except (OSError, websockets.InvalidMessage, asyncio.TimeoutError):
+                await asyncio.sleep(random.uniform(0.5, 2))  # listen backlog full: try again
+                continue
             if args.bare:  # the bare server has no admission control and ignores pings
                 break
             try:
