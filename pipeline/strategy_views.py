@@ -8,14 +8,14 @@ under "params"). A config that made signals is never deleted: disable it instead
 """
 from __future__ import annotations
 
-import datetime as dt
-
 from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.permissions import SAFE_METHODS, BasePermission
 from rest_framework.response import Response
 from rest_framework.views import APIView
+
+from signals.selectors import iso_utc
 
 from .models import StrategyConfig
 from .strategies import strategy_catalog
@@ -58,12 +58,6 @@ class StrategyConfigSerializer(serializers.Serializer):
     last_evaluated_at = serializers.DateTimeField(read_only=True, allow_null=True)
 
 
-def _iso(value: dt.datetime | None) -> str | None:
-    if value is None:
-        return None
-    return value.astimezone(dt.timezone.utc).isoformat().replace("+00:00", "Z")
-
-
 def config_payload(config: StrategyConfig) -> dict:
     return {
         "id": config.pk,
@@ -73,8 +67,8 @@ def config_payload(config: StrategyConfig) -> dict:
         "params": config.params,
         "enabled": config.enabled,
         "cooldown_minutes": config.cooldown_minutes,
-        "last_candle_open_time": _iso(config.last_candle_open_time),
-        "last_evaluated_at": _iso(config.last_evaluated_at),
+        "last_candle_open_time": iso_utc(config.last_candle_open_time),
+        "last_evaluated_at": iso_utc(config.last_evaluated_at),
     }
 
 
