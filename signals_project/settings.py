@@ -305,6 +305,9 @@ LOGGING = {
                              "formatter": "json" if LOG_FORMAT == "json" else "plain"}},
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
     "loggers": {
+        # Configuring "django" drops the console handler Django's own defaults give it
+        # under DEBUG, which printed every request warning twice (once via root).
+        "django": {"level": "INFO"},
         "daphne": {"level": "WARNING"},
         "django.request": {"filters": ["health_polls"]},
         "django.channels.server": {"level": "WARNING"},
