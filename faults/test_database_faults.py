@@ -61,6 +61,10 @@ async def test_it_answers_503_keeps_sockets_up_and_recovers_when_the_database_go
     before = json.loads(body)["id"]
     async with websockets.connect(f"{server.ws_url}/ws/signals/?after_id={before}",
                                   additional_headers={"Authorization": f"Token {token}"}, open_timeout=10) as ws:
+        # The socket opens before its replay reads the database: wait until it is live
+        # (a pong comes only after the replay), so the outage meets an open session.
+        await ws.send('{"type":"ping"}')
+        assert (await _next_frame(ws, "pong", 10)) == {"type": "pong"}
         proxy.cut()
         # Every API request during the outage: 503, JSON, a reason, a retry hint.
         key = str(uuid.uuid4())

@@ -14,6 +14,7 @@ from urllib.parse import parse_qs
 from channels.generic.websocket import AsyncWebsocketConsumer
 from channels.consumer import get_handler_name
 from channels.exceptions import StopConsumer
+from django.db import DatabaseError, InterfaceError
 
 from . import metrics
 from .admission import admission_release, local_admission
@@ -27,6 +28,7 @@ logger = logging.getLogger(__name__)
 
 MAX_CLIENT_MESSAGE_BYTES = 4096
 MAX_CLIENT_ERRORS = 20
+_FILL_RETRY_SECONDS = 1.0
 
 # Application close codes live in 4000-4999 (autobahn, under daphne, refuses to send
 # the RFC's 1003/1008/1009 from a server); each mirrors the HTTP/RFC meaning.
@@ -227,16 +229,28 @@ class SignalConsumer(AsyncWebsocketConsumer):
 
     async def _drain_backlog(self) -> None:
         """Handle queued doorbells in order; clears `_busy` only once the backlog is
-        empty, with no await in between, so the fast path can never overtake it."""
+        empty, with no await in between, so the fast path can never overtake it.
+
+        A database outage while filling a gap keeps the socket open (the client is
+        told by the hub's status frame): the event stays first in the backlog and is
+        retried; the cursor's mark makes the retry resume exactly where it stopped."""
         try:
             while self._backlog:
-                await self.cursor.handle(self._backlog.popleft(), self.send_text)
-        except Exception as exc:  # noqa: BLE001 - socket gone or DB hiccup: drop the client
+                await self.cursor.handle(self._backlog[0], self.send_text)
+                self._backlog.popleft()
+        except (DatabaseError, InterfaceError) as exc:
+            logger.info("database unavailable while filling a client's gap, retrying: %r", exc)
+            asyncio.get_running_loop().call_later(_FILL_RETRY_SECONDS, self._retry_drain)
+            return  # still busy: nothing may overtake the queued events
+        except Exception as exc:  # noqa: BLE001 - socket gone: drop the client, it resumes
             logger.info("closing a client whose backlog failed: %r", exc)
             self._backlog = ()
             await self.close(code=CLOSE_SERVER_ERROR, reason="temporary server error, please reconnect")
-        finally:
-            self._busy = False
+        self._busy = False
+
+    def _retry_drain(self) -> None:
+        if self._backlog and not self._drainer_running():
+            self._drainer = asyncio.get_running_loop().create_task(self._drain())
 
     # --- client messages -----------------------------------------------------------
     async def receive(self, text_data=None, bytes_data=None) -> None:

@@ -315,3 +315,30 @@ async def test_it_refuses_an_anonymous_handshake_without_origin(setup_data):
     comm = WebsocketCommunicator(application, "/ws/signals/", headers=[(b"host", b"127.0.0.1")])
     connected, _ = await comm.connect()
     assert connected is False
+
+
+async def test_it_keeps_the_socket_open_and_retries_a_gap_fill_while_the_database_is_down(setup_data, monkeypatch):
+    from django.db import OperationalError
+
+    from signals import delivery
+
+    _, token = setup_data
+    comm = await _connect(token, "?after_id=0")
+    assert (await comm.connect())[0]
+    monkeypatch.setattr(broadcast, "_publish", lambda message: False)
+    lost = await create()
+    monkeypatch.undo()
+    original, failures = delivery._fetch, []
+
+    async def _down_once(*args, **kwargs):
+        if not failures:
+            failures.append(args)
+            raise OperationalError("the database is unreachable")
+        return await original(*args, **kwargs)
+
+    monkeypatch.setattr(delivery, "_fetch", _down_once)
+    rung = await create()  # its doorbell reveals the gap; the first fill fails
+    frames = await _receive_all(comm, 2, timeout=10)
+    assert [f["signal"]["id"] for f in frames] == [lost, rung] and failures
+    await _assert_silent(comm)
+    await comm.disconnect()
