@@ -188,7 +188,8 @@ class SignalViewSet(mixins.CreateModelMixin, mixins.ListModelMixin, mixins.Retri
         description="Amend a signal (publisher or staff): move_stop {price}, close {reason}, cancel {reason} "
                     "(only before any target or stop was reached). Each amendment is a new immutable event.",
     )
-    @action(detail=True, methods=["get", "post"], url_path="events")
+    # The amendments of one signal are few: the whole list, never a page (schema too).
+    @action(detail=True, methods=["get", "post"], url_path="events", pagination_class=None)
     def events(self, request, pk=None):
         signal = self.get_object()
         if request.method == "GET":
