@@ -114,19 +114,33 @@ class SignalConsumer(AsyncWebsocketConsumer):
             await self.accept()
         metrics.WS_CONNECTIONS.inc()
         self._counted = True
+        self._set_state("replaying")
         # `_busy` (set above) is the only serialization needed: while it is set,
         # doorbells and catch-ups queue in the backlog and no drainer is started.
         try:
             # Bounded concurrency: in a reconnect storm admitted clients finish their
             # replays quickly one group after another instead of all crawling.
             async with local_admission().replay_slots:
-                await self.cursor.replay(self.send_text, up_to_id=latest)
+                replayed = await self.cursor.replay(self.send_text, up_to_id=latest)
+            metrics.WS_FRAMES_REPLAYED.inc(replayed)
         except Exception as exc:  # noqa: BLE001 - DB down mid-replay: let the client resume later
             logger.info("closing a client whose replay failed: %r", exc)
             await self.close(code=CLOSE_SERVER_ERROR, reason="temporary server error, please reconnect")
             return
         await self._drain_backlog()
+        self._set_state("live")
         admission_release(self.scope, live=True)
+
+    def _set_state(self, state: str | None) -> None:
+        """Move this connection between the per-state gauges (None: it is gone)."""
+        old = getattr(self, "_conn_state", None)
+        if old == state:
+            return
+        if old is not None:
+            metrics.WS_CONNECTIONS_BY_STATE.labels(state=old).dec()
+        if state is not None:
+            metrics.WS_CONNECTIONS_BY_STATE.labels(state=state).inc()
+        self._conn_state = state
 
     async def dispatch(self, message) -> None:
         """Like channels' dispatch, minus its per-message `aclose_old_connections()`.
@@ -156,6 +170,7 @@ class SignalConsumer(AsyncWebsocketConsumer):
         if getattr(self, "_counted", False):
             metrics.WS_CONNECTIONS.dec()
             self._counted = False
+        self._set_state(None)
 
     async def send_text(self, frame: str) -> None:
         await self.send(text_data=frame)

@@ -5,6 +5,9 @@ SIGNALS_CREATED = Counter("signals_created_total", "Signals created", ["source"]
 BROADCASTS = Counter("signals_broadcasts_total", "Doorbells published", ["kind"])
 BROADCAST_FAILURES = Counter("signals_broadcast_failures_total", "Doorbells that could not reach Redis")
 WS_CONNECTIONS = Gauge("signals_ws_connections", "Open WebSocket connections in this process")
+# By state: "replaying" (catching up from the database) or "live" (in-order doorbells).
+WS_CONNECTIONS_BY_STATE = Gauge("signals_ws_connections_by_state", "Open WebSocket connections by state", ["state"])
+WS_FRAMES_REPLAYED = Counter("signals_ws_frames_replayed_total", "Frames sent by replays (resume from after_id)")
 WS_GAP_FILLS = Counter("signals_ws_gap_fills_total", "Database fills triggered by a missed doorbell")
 WS_REJECTED = Counter("signals_ws_rejected_total", "WebSocket connections refused or closed", ["reason"])
 SSE_CONNECTIONS = Gauge("signals_sse_connections", "Open Server-Sent Events streams in this process")

@@ -9,6 +9,7 @@ import pytest
 from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
 from django.contrib.auth import get_user_model
+from prometheus_client import REGISTRY
 from rest_framework.authtoken.models import Token
 
 from conftest import BackgroundWriter
@@ -342,3 +343,32 @@ async def test_it_keeps_the_socket_open_and_retries_a_gap_fill_while_the_databas
     assert [f["signal"]["id"] for f in frames] == [lost, rung] and failures
     await _assert_silent(comm)
     await comm.disconnect()
+
+
+def _gauge(state: str) -> float:
+    return REGISTRY.get_sample_value("signals_ws_connections_by_state", {"state": state}) or 0.0
+
+
+def _replayed() -> float:
+    return REGISTRY.get_sample_value("signals_ws_frames_replayed_total") or 0.0
+
+
+async def test_it_counts_connections_by_state_and_the_frames_a_replay_sent(setup_data):
+    _, token = setup_data
+    for _ in range(3):
+        await create()
+    live_before, replaying_before = _gauge("live"), _gauge("replaying")
+    replayed_before = _replayed()
+    comm = await _connect(token, "?after_id=0")
+    connected, _ = await comm.connect()
+    assert connected
+    assert len(await _receive_all(comm, 3)) == 3
+    for _ in range(50):  # the state moves to live right after the replay's last frame
+        if _gauge("live") == live_before + 1:
+            break
+        await asyncio.sleep(0.05)
+    assert _gauge("live") == live_before + 1
+    assert _gauge("replaying") == replaying_before
+    assert _replayed() == replayed_before + 3
+    await comm.disconnect()
+    assert _gauge("live") == live_before
