@@ -23,6 +23,8 @@ from pipeline.outcomes.book import at_of
 from pipeline.outcomes.engine import apply_trade, levels_build, state_new
 from pipeline.outcomes.records import outcome_record
 from pipeline.tests.feed_fixtures import MarketClock, feed_redis, loop_thread, make_simulator, wait_until  # noqa: F401
+# The exchange's kline as stored values, and the stored 1m candles: the same as the self-healing test's.
+from pipeline.tests.test_self_healing import _stored, _truth
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.faults, pytest.mark.slow]
 
@@ -41,21 +43,6 @@ async def _event() -> asyncio.Event:
 
 def _price(sim, symbol: str, units: int) -> Decimal:
     return Decimal(units_to_str(units, sim.source.profile(symbol).price_exp))
-
-
-def _truth(sim, symbol: str, open_ms: int) -> tuple:
-    k = sim.tape.kline(symbol, open_ms=open_ms, interval_ms=MINUTE, upto_ms=open_ms + MINUTE - 1)
-    p = sim.source.profile(symbol)
-    return (_price(sim, symbol, k.open), _price(sim, symbol, k.high), _price(sim, symbol, k.low),
-            _price(sim, symbol, k.close), Decimal(units_to_str(k.volume, p.qty_exp)), k.trades, True)
-
-
-def _stored(symbol: str) -> dict[int, tuple]:
-    from pipeline.models import Candle
-
-    rows = Candle.objects.filter(instrument__symbol=symbol, timeframe="1m")
-    return {int(c.open_time.timestamp() * 1000): (c.open, c.high, c.low, c.close, c.volume, c.trades, c.closed)
-            for c in rows}
 
 
 def _levels_reached_only_in_tail(sim, *, created_ms: int, tail_ms: int, end_ms: int) -> dict:
@@ -201,9 +188,10 @@ def test_it_recovers_from_every_exchange_fault_with_exact_candles_and_outcome(
         assert candle_gaps(symbol=symbol, timeframe="1m", since_ms=first, until_ms=end_ms) == []
         stored = _stored(symbol)
         for open_ms in range(first, end_ms, MINUTE):
+            expected_row = (*_truth(sim, symbol, open_ms), True)   # closed, too
             compared += 1
-            mismatches += stored.get(open_ms) != _truth(sim, symbol, open_ms)
-            assert stored.get(open_ms) == _truth(sim, symbol, open_ms), (symbol, open_ms, runner.counters)
+            mismatches += stored.get(open_ms) != expected_row
+            assert stored.get(open_ms) == expected_row, (symbol, open_ms, runner.counters)
 
     engine_levels = levels_build(direction=levels["direction"], entry=(levels["take_profit"] + levels["stop_loss"]) / 2,
                                  stop=levels["stop_loss"], take_profit=levels["take_profit"],
