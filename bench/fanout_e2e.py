@@ -29,8 +29,16 @@ class _Api:
     def post(self) -> tuple[int, float, float]:
         """(signal id, wall-clock start, seconds the request took)."""
         started, clock = time.time(), time.perf_counter()
-        self.conn.request("POST", "/api/signals/", body=BODY, headers=self.headers)
-        response = self.conn.getresponse()
+        try:
+            self.conn.request("POST", "/api/signals/", body=BODY, headers=self.headers)
+            response = self.conn.getresponse()
+        except (BrokenPipeError, ConnectionResetError, http.client.RemoteDisconnected):
+            # The server closed the keep-alive connection while a large swarm took
+            # minutes to connect: reconnect once (the timing then includes the connect).
+            self.conn.close()
+            self.conn.connect()
+            self.conn.request("POST", "/api/signals/", body=BODY, headers=self.headers)
+            response = self.conn.getresponse()
         payload = response.read()
         if response.status != 201:
             raise RuntimeError(f"POST answered {response.status}: {payload[:200]!r}")
