@@ -107,9 +107,12 @@ def _signal_lines(first_id: int, count: int, start: dt.datetime):
         else:
             direction, stop, take = "long", entry * 0.99, entry * 1.03
         created = (start + dt.timedelta(seconds=i)).isoformat()
+        # One target (the take-profit) and a fixed stop: what signal_create stores by default.
+        targets = f'[{{"price": "{take:.4f}", "portion": "1"}}]'
         signals.write(f"{i}\t{instrument_id}\t{symbol}\t{market}\t{direction}\t{entry}\t{stop:.4f}\t{take:.4f}\t"
-                      f"{i % 101}\t1h\t{SOURCES[i % len(SOURCES)]}\t\t{created}\t\\N\t\\N\n")
-        outcomes.write(f"{i}\topen\t\\N\t\\N\t\\N\n")
+                      f"{i % 101}\t1h\t{SOURCES[i % len(SOURCES)]}\t\t{created}\t\\N\t\\N\t"
+                      f"{targets}\t{{\"type\": \"fixed\"}}\n")
+        outcomes.write(f"{i}\topen\t\\N\t\\N\t\\N\t[]\t{{}}\n")
     return signals.getvalue(), outcomes.getvalue()
 
 
@@ -124,7 +127,7 @@ def _fill(rows: int) -> None:
     start = dt.datetime(2020, 1, 1, tzinfo=dt.timezone.utc)
     chunk = 50_000
     signal_cols = ("id, instrument_id, symbol, market, direction, entry_price, stop_loss, take_profit, "
-                   "confidence, timeframe, source, note, created_at, expires_at, created_by_id")
+                   "confidence, timeframe, source, note, created_at, expires_at, created_by_id, targets, stop_rule")
     connection.ensure_connection()
     raw = connection.connection  # the psycopg connection, for COPY
     with tqdm(total=rows, unit="signal", desc="COPY signals") as bar:
@@ -134,7 +137,7 @@ def _fill(rows: int) -> None:
             with raw.transaction(), raw.cursor() as cur:
                 with cur.copy(f"COPY signals_signal ({signal_cols}) FROM STDIN") as copy:
                     copy.write(signal_text)
-                with cur.copy("COPY signals_signaloutcome (signal_id, status, closed_at, exit_price, r_multiple) "
+                with cur.copy("COPY signals_signaloutcome (signal_id, status, closed_at, exit_price, r_multiple, legs, state) "
                               "FROM STDIN") as copy:
                     copy.write(outcome_text)
             bar.update(count)
@@ -216,13 +219,16 @@ def _measure(rows: int, samples: int, offset_samples: int) -> dict:
     return {"depth": depth, "shallow": shallow, "deep": deep, "offset": offset}
 
 
-def main() -> None:
-    args = _parse_args()
+def scratch_database_open(args: argparse.Namespace, fill, after_fill=None) -> bool:
+    """Drop the scratch database (`--drop`: returns False), or create it as needed, set
+    Django up on it, migrate, and `fill(rows)` it when empty (then `after_fill()`).
+    Exits when it holds another number of rows. Shared by the benchmarks that need a
+    database of `args.rows` signals."""
     maintenance_url, scratch_url = _server_urls(args.database)
     if args.drop:
         _admin(maintenance_url, f"DROP DATABASE IF EXISTS {_quoted(args.database)} WITH (FORCE)")
         print(f"dropped {args.database}")
-        return
+        return False
     _ensure_database(maintenance_url, args.database, drop_first=args.refill)
 
     os.environ["DATABASE_URL"] = scratch_url
@@ -238,12 +244,21 @@ def main() -> None:
     present = Signal.objects.count()
     if present == 0:
         t0 = time.perf_counter()
-        _fill(args.rows)
+        fill(args.rows)
         print(f"filled {args.rows:,} signals + outcomes in {time.perf_counter() - t0:.1f} s")
+        if after_fill is not None:
+            after_fill()
     elif present != args.rows:
         sys.exit(f"{args.database} holds {present:,} signals, not {args.rows:,}: rerun with --refill")
     else:
         print(f"reusing {args.database}: {present:,} signals (--refill to rebuild)")
+    return True
+
+
+def main() -> None:
+    args = _parse_args()
+    if not scratch_database_open(args, _fill):
+        return
 
     result = _measure(args.rows, args.samples, args.offset_samples)
     shallow, deep, offset = result["shallow"], result["deep"], result["offset"]

@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import io
-import os
 import statistics
 import sys
 import time
@@ -30,7 +29,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.api_pagination import SOURCES, SYMBOLS, _admin, _ensure_database, _p, _server_urls, _timed  # noqa: E402
+from bench.api_pagination import SOURCES, SYMBOLS, _p, _timed, scratch_database_open  # noqa: E402
 
 
 def _parse_args() -> argparse.Namespace:
@@ -116,40 +115,22 @@ def _baseline(days: int):
     return _figures(Signal.objects.all()), _figures(Signal.objects.filter(created_at__gte=since))
 
 
+def _rebuild_once() -> None:
+    from signals.services.stats import stats_rebuild
+
+    t0 = time.perf_counter()
+    stats_rebuild()
+    print(f"stats_rebuild (one pass, what the migration runs once): {time.perf_counter() - t0:.1f} s")
+
+
 def main() -> None:
     args = _parse_args()
-    maintenance_url, scratch_url = _server_urls(args.database)
-    if args.drop:
-        _admin(maintenance_url, f'DROP DATABASE IF EXISTS "{args.database}" WITH (FORCE)')
-        print(f"dropped {args.database}")
+    if not scratch_database_open(args, _fill, after_fill=_rebuild_once):
         return
-    _ensure_database(maintenance_url, args.database, drop_first=args.refill)
-    os.environ["DATABASE_URL"] = scratch_url
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "signals_project.settings")
-    import django
-
-    django.setup()
     from django.contrib.auth import get_user_model
-    from django.core.management import call_command
     from rest_framework.test import APIClient
 
-    from signals.models import Signal
-    from signals.services.stats import stats_rebuild
     from signals.stats import stats_report
-
-    call_command("migrate", verbosity=0, interactive=False)
-    present = Signal.objects.count()
-    if present == 0:
-        t0 = time.perf_counter()
-        _fill(args.rows)
-        print(f"filled {args.rows:,} signals + outcomes in {time.perf_counter() - t0:.1f} s")
-        t0 = time.perf_counter()
-        stats_rebuild()
-        print(f"stats_rebuild (one pass, what the migration runs once): {time.perf_counter() - t0:.1f} s")
-    elif present != args.rows:
-        sys.exit(f"{args.database} holds {present:,} signals, not {args.rows:,}: rerun with --refill")
-    else:
-        print(f"reusing {args.database}: {present:,} signals (--refill to rebuild)")
 
     staff, _ = get_user_model().objects.get_or_create(username="bench-staff", defaults={"is_staff": True})
     client = APIClient()
