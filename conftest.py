@@ -51,6 +51,20 @@ def pytest_configure(config):
         )
 
 
+@pytest.fixture(scope="session")
+def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix):
+    """Close any database pool opened before the test database exists.
+
+    Django's create_test_db switches NAME to test_<name> but keeps a connection pool
+    built for the old name: migrations and tests then ran against the real database
+    while child processes (daphne) used the empty test one. Importing the ASGI
+    application at collection time (its warm-up) is enough to build that pool.
+    """
+    for connection in connections.all():
+        if hasattr(connection, "close_pool"):  # PostgreSQL only
+            connection.close_pool()
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
     """A skipped test fails the run: a missing service or browser must be fixed, not
@@ -146,9 +160,13 @@ def child_database_url() -> str:
 class DaphneProcess:
     """A real daphne serving the project on a loopback port, against the test DB."""
 
-    def __init__(self, port: int | None = None, extra_env: dict[str, str] | None = None):
+    def __init__(self, port: int | None = None, extra_env: dict[str, str] | None = None, *,
+                 shared_port: bool = False):
         self.port = port or free_port()
         self.extra_env = extra_env or {}
+        # shared_port: run as bin/run does (signals_project.serve_web, SO_REUSEPORT), so
+        # several DaphneProcess objects may serve the same port.
+        self.shared_port = shared_port
         self.proc: subprocess.Popen | None = None
         self.log_path = ROOT / "var" / f"daphne-test-{self.port}.log"
 
@@ -166,21 +184,42 @@ class DaphneProcess:
         env = {**os.environ, "DATABASE_URL": child_database_url(), "DB_CONN_MAX_AGE": "60", **self.extra_env}
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port),
-             "signals_project.asgi:application"],
-            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-        )
+        if self.shared_port:
+            command = [sys.executable, "-m", "signals_project.serve_web", "--host", "127.0.0.1",
+                       "--port", str(self.port)]
+        else:
+            command = [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port),
+                       "signals_project.asgi:application"]
+        self.proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"daphne exited early; see {self.log_path}")
+            if self.shared_port:
+                # Another process may already answer on the port: wait for this one's
+                # own listening socket.
+                if self.listening():
+                    return self
+                time.sleep(0.1)
+                continue
             try:
                 with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
                     return self
             except OSError:
                 time.sleep(0.1)
         raise RuntimeError(f"daphne did not listen on {self.port} within {timeout}s")
+
+    def connections(self, status: str) -> int:
+        """This process's TCP sockets on its port in `status` (psutil's CONN_* names)."""
+        import psutil
+
+        return sum(1 for c in psutil.Process(self.proc.pid).net_connections(kind="tcp")
+                   if c.laddr and c.laddr.port == self.port and c.status == status)
+
+    def listening(self) -> bool:
+        import psutil
+
+        return self.connections(psutil.CONN_LISTEN) > 0
 
     def stop(self) -> None:
         if self.proc and self.proc.poll() is None:

@@ -50,9 +50,10 @@ async def main() -> None:
     parser.add_argument("--redis", required=True)
     parser.add_argument("--channel", required=True)
     parser.add_argument("--token", required=True)
+    parser.add_argument("--reuse-port", action="store_true", help="share the port with other processes")
     args = parser.parse_args()
     async with serve(_handler, "127.0.0.1", args.port, process_request=_auth(args.token),
-                     max_queue=None, ping_interval=20):
+                     max_queue=None, ping_interval=20, reuse_port=args.reuse_port or None):
         await _relay(args.redis, args.channel)
 
 

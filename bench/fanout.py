@@ -77,47 +77,68 @@ def _free_port() -> int:
 
 @dataclass
 class Server:
+    """One server under test: one process, or several sharing the port (SO_REUSEPORT)."""
+
     kind: str
     port: int
-    proc: subprocess.Popen
+    procs: list[subprocess.Popen]
 
     def rss(self) -> int:
         import psutil
 
-        return psutil.Process(self.proc.pid).memory_info().rss
+        return sum(psutil.Process(proc.pid).memory_info().rss for proc in self.procs)
 
     def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
+        for proc in self.procs:
+            proc.terminate()
+        for proc in self.procs:
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
 
 
-def _start_server(kind: str, *, token: str, db_url: str, redis_url: str, prefix: str) -> Server:
+def _listens(pid: int, port: int) -> bool:
+    import psutil
+
+    return any(c.status == psutil.CONN_LISTEN and c.laddr.port == port
+               for c in psutil.Process(pid).net_connections(kind="tcp"))
+
+
+def _start_server(kind: str, *, token: str, db_url: str, redis_url: str, prefix: str, processes: int = 1) -> Server:
+    """`processes` > 1: that many processes share the port with SO_REUSEPORT, ours as
+    bin/run's WEB_PROCESSES runs them (signals_project.serve_web), the bare server
+    likewise, so both sides get the same cores and per-process file limits."""
     port = _free_port()
     env = dict(os.environ, DATABASE_URL=db_url, REDIS_URL=redis_url, CHANNEL_LAYER_PREFIX=prefix,
                LOG_LEVEL="WARNING")
     if kind == "bare":
         cmd = [sys.executable, str(ROOT / "bench" / "bare_server.py"), "--port", str(port),
-               "--redis", redis_url, "--channel", f"{prefix}-bare", "--token", token]
+               "--redis", redis_url, "--channel", f"{prefix}-bare", "--token", token,
+               *(["--reuse-port"] if processes > 1 else [])]
     else:
         env["CHANNEL_LAYER_BACKEND"] = kind
-        cmd = [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port),
-               "signals_project.asgi:application"]
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    import socket
-
+        cmd = ([sys.executable, "-m", "signals_project.serve_web", "--host", "127.0.0.1", "--port", str(port)]
+               if processes > 1 else
+               [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "signals_project.asgi:application"])
+    procs = [subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+             for _ in range(processes)]
     deadline = time.monotonic() + 30
+    waiting = list(procs)
     while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), 0.2):
-                time.sleep(0.5)  # let the app finish importing
-                return Server(kind, port, proc)
-        except OSError:
+        for proc in list(waiting):
             if proc.poll() is not None:
+                for other in procs:
+                    other.kill()
                 raise RuntimeError(f"{kind} server died: {proc.stderr.read().decode()[-2000:]}")
-            time.sleep(0.1)
+            if _listens(proc.pid, port):
+                waiting.remove(proc)
+        if not waiting:
+            time.sleep(0.5)  # let the app finish importing
+            return Server(kind, port, procs)
+        time.sleep(0.1)
+    for proc in procs:
+        proc.kill()
     raise RuntimeError(f"{kind} server did not start")
 
 
@@ -298,6 +319,8 @@ def main() -> None:
                         "process) until each client holds the signal; swarm split over --client-processes")
     parser.add_argument("--client-processes", type=int, default=4)
     parser.add_argument("--idle-posts", type=int, default=200, help="--e2e: single POSTs timed on the idle server")
+    parser.add_argument("--web-processes", type=int, default=1, help="--e2e: server processes sharing the port "
+                        "(both servers; one process holds at most `ulimit -n` sockets)")
     args = parser.parse_args()
 
     base = os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres")

@@ -60,8 +60,9 @@ def _ask(procs, line: str) -> list[dict]:
 
 
 def run_e2e(kind: str, args, *, token: str, db_url: str, redis_url: str, prefix: str) -> dict:
-    server = _start_server(kind, token=token, db_url=db_url, redis_url=redis_url, prefix=prefix)
-    result: dict = {"server": kind, "clients": args.clients}
+    server = _start_server(kind, token=token, db_url=db_url, redis_url=redis_url, prefix=prefix,
+                           processes=args.web_processes)
+    result: dict = {"server": kind, "clients": args.clients, "processes": args.web_processes}
     procs = []
     try:
         if kind != "bare":

@@ -1,4 +1,5 @@
 """Web process faults: SIGTERM and SIGKILL of web processes under steady publishing,
+web processes sharing one port (bin/run's WEB_PROCESSES) covering for each other,
 and the reconnect storm (every client of a SIGKILLed process comes back at once,
 half backing off like the dashboard, half retrying eagerly like bots). Every client
 must end with every signal id exactly once, in order."""
@@ -10,8 +11,10 @@ import time
 
 import pytest
 
-from conftest import DaphneProcess
-from faults.conftest import DirectPublisher, scaled, signal_ids
+import psutil
+
+from conftest import DaphneProcess, free_port
+from faults.conftest import ApiPublisher, DirectPublisher, scaled, signal_ids
 from faults.swarm import Swarm
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.faults, pytest.mark.slow]
@@ -71,6 +74,45 @@ def test_it_resumes_every_client_exactly_through_sigterm_and_sigkill_restarts(st
             publisher.stop()
         for swarm in swarms:
             swarm.stop()
+        for server in servers:
+            server.stop()
+
+
+def test_web_processes_sharing_a_port_split_the_clients_and_cover_for_each_other(staff_api_token):
+    """Two serve_web processes on one port (SO_REUSEPORT): the kernel spreads the
+    clients over both, a POST through either reaches every client, and when one is
+    SIGKILLed its clients reconnect to the same address, land on the other and
+    resume: every client ends with every signal exactly once, in order."""
+    port = free_port()
+    servers = [DaphneProcess(port=port, extra_env=WEB_ENV, shared_port=True).start() for _ in range(2)]
+    count = scaled(200)
+    swarm = Swarm(url=f"{servers[0].ws_url}/ws/signals/", token=staff_api_token, clients=count, mode="backoff",
+                  processes=1)
+    publisher = ApiPublisher(servers[:1], staff_api_token, interval=0.05).start()
+    try:
+        assert swarm.wait_open(count, 60), swarm.status()
+        held = [server.connections(psutil.CONN_ESTABLISHED) for server in servers]
+        assert all(held) and sum(held) >= count, f"clients per process: {held}"
+        time.sleep(1)
+        servers[0].proc.kill()
+        servers[0].proc.wait()
+        killed_at = time.monotonic()
+        time.sleep(2)
+        publisher.stop()
+        expected = signal_ids()
+        seconds, report = swarm.wait_exact(expected, 30)
+        _report("shared-port", clients=count, clients_per_process_before=held, signals=len(expected),
+                api_failures=publisher.failures, converged_seconds_after_kill=round(time.monotonic() - killed_at, 1),
+                report=report)
+        assert seconds is not None, (report, swarm.status())
+        assert report["duplicates"] == 0 and report["disorder"] == 0, report
+        # Everything the publisher was told was created is there (a POST cut off by the
+        # kill is a refused request, never a half-written signal).
+        assert set(publisher.created) <= set(expected)
+        assert servers[1].connections(psutil.CONN_ESTABLISHED) >= count
+    finally:
+        publisher.stop()
+        swarm.stop()
         for server in servers:
             server.stop()
 

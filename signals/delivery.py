@@ -28,15 +28,33 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from channels.db import database_sync_to_async
+from django.db import close_old_connections
 
 from .selectors import event_payload, events_after, signal_after, signal_max_id, signal_payload
 
 REPLAY_BATCH = 500
 
-# Reads run off Django's single sync thread (thread_sensitive=False), each worker
-# thread with its own persistent connection: a reconnect storm's handshakes and
-# replays then query in parallel instead of queueing behind one another.
-db_read = functools.partial(database_sync_to_async, thread_sensitive=False)
+def db_read(func: Callable) -> Callable:
+    """Run `func` (a read) on a worker thread, off Django's single sync thread
+    (thread_sensitive=False): a reconnect storm's handshakes and replays then query
+    in parallel instead of queueing behind one another.
+
+    The connection is handed back around the call itself, inside the context the
+    call runs in. channels' own close_old_connections() runs outside that context,
+    and with asgiref 3.13 it left open the connection a thread-insensitive call had
+    opened: with the database pool, each event loop's worker threads kept a pooled
+    connection for good, until the pool ran dry (signals/tests/test_db_read.py).
+    """
+
+    @functools.wraps(func)
+    def closing(*args, **kwargs):
+        close_old_connections()
+        try:
+            return func(*args, **kwargs)
+        finally:
+            close_old_connections()
+
+    return database_sync_to_async(closing, thread_sensitive=False)
 
 
 def new_signal_frame(signal) -> str:

@@ -64,13 +64,19 @@ def _int_env(env: dict[str, str], name: str, default: int) -> int:
     if not raw:
         return default
     if not raw.isdigit():
-        raise SystemExit(f"{name}={raw!r} is not a port number")
+        raise SystemExit(f"{name}={raw!r} is not a whole number")
     return int(raw)
 
 
+def web_process_names(count: int) -> list[str]:
+    """`web`, then `web-2`, `web-3`...: one web process keeps the plain name."""
+    return ["web" if i == 1 else f"web-{i}" for i in range(1, count + 1)]
+
+
 def processes(*, host: str, port: int, simulator_port: int | None, redis_port: int | None,
-              var_dir: Path) -> dict[str, str]:
-    """The product's processes (name -> command line), as in docs/architecture.md."""
+              var_dir: Path, web_processes: int = 1) -> dict[str, str]:
+    """The product's processes (name -> command line), as in docs/architecture.md.
+    `web_processes` web processes share `port` (signals_project.serve_web)."""
     py = sys.executable
     procs: dict[str, str] = {}
     if redis_port is not None:
@@ -85,7 +91,8 @@ def processes(*, host: str, port: int, simulator_port: int | None, redis_port: i
     if simulator_port is not None:
         procs["simulator"] = command_line(py, "manage.py", "run_exchange_simulator", "--host", "127.0.0.1",
                                           "--port", str(simulator_port))
-    procs["web"] = command_line(py, "-m", "daphne", "-b", host, "-p", str(port), "signals_project.asgi:application")
+    for name in web_process_names(web_processes):
+        procs[name] = command_line(py, "-m", "signals_project.serve_web", "--host", host, "--port", str(port))
     # Celery at WARNING: at INFO it logs every periodic task twice a run, burying the
     # banner with the URL and credentials (CELERY_LOG_LEVEL=INFO to see them).
     celery_level = os.environ.get("CELERY_LOG_LEVEL", "WARNING")
@@ -170,7 +177,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
     parser.add_argument("--port", type=int, default=_int_env(dict(os.environ), "PORT", 8000))
     parser.add_argument("--only", help="comma-separated subset of processes (web,worker,beat,feed,simulator)")
+    parser.add_argument("--web-processes", type=int, default=_int_env(dict(os.environ), "WEB_PROCESSES", 1),
+                        help="web processes sharing the port (env WEB_PROCESSES; default 1)")
     args = parser.parse_args(argv)
+    if args.web_processes < 1:
+        raise SystemExit(f"WEB_PROCESSES={args.web_processes}: at least one web process is needed")
     _append_mode_if_file()
 
     env = dict(os.environ)
@@ -203,14 +214,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"==> market data: exchange simulator on 127.0.0.1:{simulator_port} (Binance protocol)")
 
     procs = processes(host=args.host, port=args.port, simulator_port=simulator_port, redis_port=redis_port,
-                      var_dir=var_dir)
+                      var_dir=var_dir, web_processes=args.web_processes)
     if args.only:
         wanted = {name.strip() for name in args.only.split(",")} | {"redis"}
         unknown = wanted - set(PROCESS_NAMES)
         if unknown:
             raise SystemExit(f"--only: unknown process {', '.join(sorted(unknown))} "
                              f"(choose from {', '.join(PROCESS_NAMES[1:])})")
-        procs = {k: v for k, v in procs.items() if k in wanted}
+        procs = {k: v for k, v in procs.items() if k.partition("-")[0] in wanted}  # web-2... go with web
     config_path = run_dir / "supervisord.conf"
     config_path.touch(mode=0o600)
     config_path.chmod(0o600)  # it holds the control socket's password

@@ -63,6 +63,9 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # Last, as django-axes asks: turns a locked-out login into a 429 page.
     "axes.middleware.AxesMiddleware",
+    # Innermost and sync-only, so the chain runs on one thread per request instead of
+    # hopping between threads at each middleware (signals_project.http_concurrency).
+    "signals_project.http_concurrency.RequestOnOneThread",
 ]
 
 ROOT_URLCONF = "signals_project.urls"
@@ -88,14 +91,33 @@ TEMPLATES = [
 # DATABASE_URL unset -> SQLite in WAL mode with a busy timeout, so the web process,
 # the worker, beat and the feed can write side by side without "database is locked".
 DATABASE_URL = os.environ.get("DATABASE_URL", "").strip()
+# A PostgreSQL connection pool per process (psycopg_pool, Django's "pool" option).
+# Why a pool and not persistent connections: Django's ASGI handler runs each HTTP
+# request's sync code on a fresh thread, and a persistent connection belongs to its
+# thread, so every request opened a new PostgreSQL connection (~10 ms of a 14 ms
+# POST, bench/fanout.py --e2e) and the old one lingered until garbage collection. A
+# pooled connection is handed back at the end of each request and reused by the next.
+# The pool's size bounds one process's share of PostgreSQL's max_connections; a
+# request that waits DB_POOL_TIMEOUT for a free connection gets the outage 503.
+DB_POOL_MAX_SIZE = env_int("DB_POOL_MAX_SIZE", 20, minimum=0)  # 0: no pool
+DB_POOL_MIN_SIZE = env_int("DB_POOL_MIN_SIZE", 2, minimum=0)
+DB_POOL_TIMEOUT = env_float("DB_POOL_TIMEOUT", 5.0, minimum=0.1)
 if DATABASE_URL:
-    # Persistent connections: async consumers run their queries on a few long-lived
-    # threads; reconnecting to PostgreSQL per query made a handshake cost ~50 ms.
-    DATABASES = {
-        "default": dj_database_url.parse(
-            DATABASE_URL, conn_max_age=env_int("DB_CONN_MAX_AGE", 60, minimum=0), conn_health_checks=True
-        )
-    }
+    DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_health_checks=True)}
+    if DB_POOL_MAX_SIZE and "postgresql" in DATABASES["default"]["ENGINE"]:
+        DATABASES["default"]["CONN_MAX_AGE"] = 0  # the pool keeps the connections
+        DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+            "min_size": min(DB_POOL_MIN_SIZE, DB_POOL_MAX_SIZE),
+            "max_size": DB_POOL_MAX_SIZE,
+            "timeout": DB_POOL_TIMEOUT,
+            # Idle connections above min_size are closed after 5 minutes, so a burst
+            # does not hold PostgreSQL's connection slots for the rest of the day.
+            "max_idle": 300,
+        }
+    else:
+        # Without a pool: persistent connections for the long-lived threads of async
+        # consumers and workers (a new PostgreSQL connection costs a handshake).
+        DATABASES["default"]["CONN_MAX_AGE"] = env_int("DB_CONN_MAX_AGE", 60, minimum=0)
 else:
     VAR_DIR.mkdir(parents=True, exist_ok=True)
     DATABASES = {

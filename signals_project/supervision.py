@@ -59,7 +59,7 @@ def config_text(*, programs: dict[str, str], run_dir: Path, log_dir: Path, cwd: 
         config[f"program:{name}"] = {
             "command": command,
             "directory": str(cwd),
-            "priority": str(_PRIORITY.get(name, 60)),
+            "priority": str(_PRIORITY.get(name.partition("-")[0], 60)),  # web-2 starts with web
             "autostart": "true" if name in autostart else "false",
             "autorestart": "true",
             "startsecs": str(_START_SECONDS.get(name, _DEFAULT_START_SECONDS)),

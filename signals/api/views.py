@@ -150,11 +150,12 @@ class SignalViewSet(mixins.CreateModelMixin, mixins.ListModelMixin, mixins.Retri
     def create(self, request, *args, **kwargs):
         with API_CREATE_LATENCY.time():
             values, type_errors = parse_every_field(SignalCreateInputSerializer(data=request.data))
-            # One answer names every bad field: the service judges what did parse.
-            domain = {} if "non_field_errors" in type_errors else signal_validate(unparsed=type_errors, **values)
-            errors = _merge(type_errors, domain)
-            if errors:
-                raise ValidationError(errors)
+            if type_errors:
+                # One answer names every bad field: the service judges what did parse.
+                domain = {} if "non_field_errors" in type_errors else signal_validate(unparsed=type_errors, **values)
+                raise ValidationError(_merge(type_errors, domain))
+            # Every field parsed: signal_create applies the same domain rules itself
+            # (SignalValidationError below), so they are not run (and queried) twice.
             key = request.headers.get("Idempotency-Key")
             try:
                 result = signal_create(**values, created_by=request.user, idempotency_key=key)

