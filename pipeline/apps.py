@@ -9,6 +9,8 @@ class PipelineConfig(AppConfig):
         # Imported here: these modules use the ORM, which is ready only now.
         from prometheus_client import REGISTRY
 
+        from signals_project.pool_metrics import DatabasePoolCollector
+
         from .ops_metrics import PipelineCollector, ops_metrics_connect
         from .shared_counters import SharedCountersCollector
 
@@ -16,4 +18,5 @@ class PipelineConfig(AppConfig):
         if not getattr(PipelineConfig, "_collectors_registered", False):
             REGISTRY.register(PipelineCollector())
             REGISTRY.register(SharedCountersCollector())
+            REGISTRY.register(DatabasePoolCollector())
             PipelineConfig._collectors_registered = True

@@ -1,6 +1,8 @@
 """/health/, /metrics and /api/stats/ (the operator doors), and health scoring."""
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from pipeline.tests.feed_fixtures import feed_redis  # noqa: F401
@@ -50,6 +52,10 @@ def test_it_exposes_prometheus_metrics(client, signal_factory):
     text = response.content.decode()
     assert "signals_last_id " in text
     assert "signals_ws_connections" in text
+    # The request's own connection comes from the pool and is in use while it answers.
+    in_use = re.search(r'^db_pool_connections\{state="in_use"\} (\S+)$', text, re.M)
+    assert in_use and float(in_use.group(1)) >= 1, text[-2000:]
+    assert re.search(r"^db_pool_max_connections \S+$", text, re.M)
     assert response["Content-Type"].startswith("text/plain")
 
 
