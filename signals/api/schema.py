@@ -67,6 +67,11 @@ STREAM_OPERATION = {
                 "content": {"application/json": {"schema": _FIELD_ERRORS}}},
         "401": {"description": "no valid session or token",
                 "content": {"application/json": {"schema": _DETAIL}}},
+        "409": {"description": "after_id (or Last-Event-ID) is ahead of the newest signal: start again from last_id",
+                "content": {"application/json": {"schema": {
+                    "type": "object", "required": ["type", "last_id", "detail"],
+                    "properties": {"type": {"type": "string", "enum": ["resync"]},
+                                   "last_id": {"type": "integer"}, "detail": {"type": "string"}}}}}},
     },
     "security": [{"tokenAuth": []}, {"cookieAuth": []}],
 }

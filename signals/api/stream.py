@@ -90,8 +90,19 @@ async def signal_stream(request):
     # Subscribe before reading, as the WebSocket consumer does: doorbells queue in
     # client.events from now on, and the pump handles them after the replay.
     await hub.register(client)
+    latest = await current_max_id()
+    if after_id is not None and after_id > latest:
+        # Ids this database never issued (another deployment, a restored backup):
+        # streaming would hide every signal up to that id. Answered before the stream
+        # starts, as the WebSocket's `resync` frame and 4409 are; EventSource does not
+        # retry a non-200 answer, so it does not loop on it either.
+        hub.unregister(client)
+        metrics.WS_REJECTED.labels(reason="resync").inc()
+        return JsonResponse({"type": "resync", "last_id": latest,
+                             "detail": f"after_id is ahead of the newest signal {latest}: start again from it"},
+                            status=409)
     if after_id is None:
-        after_id = await current_max_id()
+        after_id = latest
     client.cursor = SignalCursor(after_id=after_id, filters=filters, on_fill=metrics.WS_GAP_FILLS.inc,
                                  after_event_id=parsed.after_event_id)
 

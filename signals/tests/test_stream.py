@@ -89,6 +89,20 @@ async def test_it_rejects_a_bad_after_id_with_400(shared_daphne, token):
         assert "after_id" in await sse.body()
 
 
+async def test_it_answers_409_resync_to_an_after_id_ahead_of_the_newest_signal(shared_daphne, token):
+    newest = await create()
+    for header in ({}, {"Last-Event-ID": str(newest + 1000)}):
+        async with SSEClient(shared_daphne.port, f"/api/signals/stream/?after_id={newest + 1000}",
+                             {"Authorization": f"Token {token}", **header}) as sse:
+            assert sse.status == 409
+            body = json.loads(await sse.body())
+            assert body["type"] == "resync" and body["last_id"] == newest and body["detail"]
+    # From the id it was given, the stream works.
+    async with SSEClient(shared_daphne.port, f"/api/signals/stream/?after_id={newest}",
+                         {"Authorization": f"Token {token}"}) as sse:
+        assert sse.status == 200
+
+
 async def test_it_replays_then_streams_live_with_signal_ids_as_event_ids(shared_daphne, token):
     ids = [await create() for _ in range(3)]
     async with SSEClient(shared_daphne.port, f"/api/signals/stream/?after_id={ids[0]}",
