@@ -237,6 +237,7 @@ SPECTACULAR_SETTINGS = {
         "drf_spectacular.hooks.postprocess_schema_enums",
         "signals_project.schema_errors.document_error_responses",  # 401/403/404/405/429/503 on DRF operations
         "signals.api.schema.add_signal_stream",  # the SSE view is a plain async view
+        "integrations.api.schema.add_inbound_alert",  # a plain view: the token in the path is its credential
     ],
     # Two choice sets share the field name "type": name each after its enumeration.
     "ENUM_NAME_OVERRIDES": {

@@ -161,3 +161,23 @@ def test_it_never_logs_the_token_that_is_the_url(token, caplog):
         assert _post(token, "BTCUSDT long entry=1 sl=0.5 tp=2 conf=5", content_type="text/plain").status_code == 401
     assert "inbound alert answered 400" in caplog.text and "inbound alert answered 401" in caplog.text
     assert token not in caplog.text and token[8:] not in caplog.text
+
+
+def test_the_schema_documents_the_inbound_door_with_every_answer_it_gives(token):
+    schema = Client().get("/api/schema/?format=json").json()
+    operation = schema["paths"]["/api/inbound/{token}/"]["post"]
+    assert set(operation["requestBody"]["content"]) == {"application/json", "text/plain"}
+    assert operation["responses"]["201"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/Signal"}
+    alert = {"symbol": "BTCUSDT", "direction": "long", "entry_price": 65000, "stop_loss": 64000,
+             "take_profit": 67000, "confidence": 80, "alert_id": "schema-1"}
+    given = {
+        _post(token, alert).status_code,  # 201
+        _post(token, alert).status_code,  # 200: the same alert again
+        _post(token, {"symbol": "BTCUSDT"}).status_code,  # 400
+        _post("no-such-token", alert).status_code,  # 401
+        _post(token, "x" * 20000, content_type="text/plain").status_code,  # 413
+        Client().get(f"/api/inbound/{token}/").status_code,  # 405
+    }
+    assert given == {201, 200, 400, 401, 413, 405}
+    assert given <= {int(code) for code in operation["responses"]}
