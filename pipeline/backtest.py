@@ -10,10 +10,11 @@ close). Pure: candles in, trades and figures out; `manage.py backtest` is the do
 """
 from __future__ import annotations
 
-import datetime as dt
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Callable, Sequence
+
+from signals.times import iso_utc
 
 from .aggregation import TIMEFRAME_MS, ms_to_dt
 from .outcomes.engine import OPEN, EngineInputError, Levels, OutcomeState, apply_candle, levels_build, state_new
@@ -62,10 +63,10 @@ class BacktestTrade:
     def as_dict(self) -> dict[str, Any]:
         closed_at = self.state.closed_at
         return {
-            "candle_open_time": _iso(ms_to_dt(self.candle_open_ms)),
+            "candle_open_time": iso_utc(ms_to_dt(self.candle_open_ms)),
             "direction": self.direction, "entry": str(self.entry), "stop_loss": str(self.stop),
             "take_profit": str(self.take_profit), "confidence": self.confidence, "status": self.status,
-            "closed_at": _iso(closed_at) if closed_at else None,
+            "closed_at": iso_utc(closed_at) if closed_at else None,
             "exit_price": None if self.state.exit_price is None else str(self.state.exit_price),
             "r": None if self.r is None else str(self.r), "note": self.note,
         }
@@ -105,10 +106,6 @@ class BacktestResult:
 
 def _ratio(a: Decimal, b: Decimal) -> str | None:
     return None if not b else str((a / b).quantize(Decimal("0.0001")))
-
-
-def _iso(value: dt.datetime) -> str:
-    return value.astimezone(dt.timezone.utc).isoformat().replace("+00:00", "Z")
 
 
 def backtest_run(*, strategy: Strategy, params: dict[str, Any], timeframe: str, candles: Sequence[CandleRow],

@@ -16,6 +16,8 @@ from zoneinfo import ZoneInfo
 
 import holidays
 
+from signals.times import iso_utc
+
 UTC = dt.timezone.utc
 # How far ahead to look for the next open: longer than any run of holidays plus a
 # weekend, short enough that a bad configuration cannot loop for long.
@@ -136,12 +138,6 @@ def _next_session(session: _DailySession, at: dt.datetime) -> tuple[dt.datetime,
     return None
 
 
-def _iso(value: dt.datetime | None) -> str | None:
-    if value is None:
-        return None
-    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
-
-
 def market_session(market: str, at: dt.datetime) -> dict[str, Any]:
     """`{"market", "open", "next_open", "next_close", "timezone"}` at the instant `at`.
 
@@ -163,7 +159,7 @@ def market_session(market: str, at: dt.datetime) -> dict[str, Any]:
     return {
         "market": market,
         "open": is_open,
-        "next_open": _iso(next_open),
-        "next_close": _iso(next_close),
+        "next_open": iso_utc(next_open),
+        "next_close": iso_utc(next_close),
         "timezone": session.timezone,
     }

@@ -2,7 +2,6 @@
 call these instead of touching the ORM themselves."""
 from __future__ import annotations
 
-import datetime as dt
 from decimal import Decimal
 from typing import Any, Iterable
 
@@ -10,18 +9,12 @@ from django.db.models import Max, Prefetch, QuerySet
 
 from .models import EventType, OutcomeStatus, Signal, SignalEvent, SignalOutcome
 from .prices import decimal_str
+from .times import iso_utc  # noqa: F401 - re-exported: callers import it from here
 
 __all__ = ["decimal_str"]  # re-exported: pipeline renders prices with the same rule
 
 LIST_FILTERS = ("symbol", "market", "source", "direction")
 OUTCOME_FILTER_VALUES = tuple(OutcomeStatus.values)
-
-
-def iso_utc(value: dt.datetime | None) -> str | None:
-    """ISO 8601 in UTC with a Z, as every payload writes times."""
-    if value is None:
-        return None
-    return value.astimezone(dt.timezone.utc).isoformat().replace("+00:00", "Z")
 
 
 
