@@ -115,7 +115,10 @@ def signal_broadcast_on_commit(signal) -> None:
     transaction.on_commit(lambda: announce(signal_published, signal=signal))
 
 
-def outcome_broadcast_on_commit(outcome) -> None:
+def outcome_broadcast_on_commit(outcome, *, decided: bool = True) -> None:
+    """After COMMIT, push the outcome frame to browsers; when `decided` (a status or
+    a leg changed) also announce it to other apps (webhooks, chat channels). A stop
+    that only moved (a trailing stop) is news for the chart, not for integrations."""
     from .selectors import outcome_payload
 
     def _send() -> None:
@@ -123,7 +126,8 @@ def outcome_broadcast_on_commit(outcome) -> None:
         _publish_frame("signal.outcome", frame, signal=outcome.signal, id=outcome.signal_id)
 
     transaction.on_commit(_send)
-    transaction.on_commit(lambda: announce(outcome_decided, outcome=outcome))
+    if decided:
+        transaction.on_commit(lambda: announce(outcome_decided, outcome=outcome))
 
 
 def _publish_frame(kind: str, frame: dict[str, Any], *, signal, **keys: Any) -> bool:

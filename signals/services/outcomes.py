@@ -123,7 +123,9 @@ def signal_outcome_progress(
     Returns the updated outcome, or None when it is already closed or when a newer
     evaluation was already recorded (`evaluated_until` only moves forward, so two
     trackers racing cannot move it back). Broadcasts an `outcome` frame and
-    `outcome_decided` on commit when the status or any leg's status changed.
+    `outcome_decided` on commit when the status or any leg's status changed, and
+    the frame alone when only the stop in force moved (a trailing stop: the tracker
+    writes such moves at most every few seconds), so charts show the stop in force.
     """
     if status not in OutcomeStatus.values:
         raise ValueError(f"Not an outcome status: {status!r}")
@@ -150,11 +152,12 @@ def signal_outcome_progress(
             return None
         before = [leg.get("status") for leg in current.legs] or [OutcomeStatus.OPEN] * len(values["legs"])
         changed = status != OutcomeStatus.OPEN or before != [leg["status"] for leg in values["legs"]]
+        stop_moved = current.stop_price != values["stop_price"]
         SignalOutcome.objects.filter(signal_id=signal_id, status=OutcomeStatus.OPEN).update(**values)
         for field, value in values.items():
             setattr(current, field, value)
         if status != OutcomeStatus.OPEN:
             stats_count_outcome(current.signal, current)
-        if changed:
-            outcome_broadcast_on_commit(current)
+        if changed or stop_moved:
+            outcome_broadcast_on_commit(current, decided=changed)
     return current

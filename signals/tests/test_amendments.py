@@ -190,6 +190,26 @@ def test_it_announces_outcomes_only_when_a_status_changes(ladder_signal, django_
     assert decided == [["tp_hit", "open"]]
 
 
+def test_it_pushes_a_moved_stop_to_browsers_without_announcing_it(ladder_signal, django_capture_on_commit_callbacks,
+                                                                  monkeypatch):
+    from signals import broadcast
+
+    frames, decided = [], []
+    monkeypatch.setattr(broadcast, "_publish", lambda message: frames.append(message) or True)
+    outcome_decided.connect(lambda sender, outcome, **kw: decided.append(outcome.signal_id), weak=False,
+                            dispatch_uid="test-stop-move")
+    try:
+        with django_capture_on_commit_callbacks(execute=True):
+            _progress(ladder_signal, stop_price="95")  # a trailing stop moved up, no leg closed
+        with django_capture_on_commit_callbacks(execute=True):
+            _progress(ladder_signal, stop_price="95", mfe_r="0.9")  # nothing a chart shows moved
+    finally:
+        outcome_decided.disconnect(dispatch_uid="test-stop-move")
+    assert [(m["type"], m["id"]) for m in frames] == [("signal.outcome", ladder_signal.pk)]
+    assert '"stop_price":"95"' in frames[0]["frame"]
+    assert decided == []
+
+
 def test_it_announces_each_amendment_after_commit(ladder_signal, publisher, django_capture_on_commit_callbacks):
     seen = []
     amendment_published.connect(lambda sender, event, **kw: seen.append(event.type), weak=False,
