@@ -17,9 +17,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import socket
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -28,12 +26,6 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.fanout import _scratch_db_url  # noqa: E402
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _prepare(db_url: str) -> None:
@@ -91,26 +83,20 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--clients", type=int, default=20)
     parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--web-processes", type=int, default=1,
+                        help="web processes sharing the port (signals_project.serve_web, as WEB_PROCESSES)")
     args = parser.parse_args()
     base = os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres")
     db_url = _scratch_db_url(base, "bench_ops")
     _prepare(db_url)
     from pipeline.health_facts import health_check_record
-    port = _free_port()
-    env = dict(os.environ, DATABASE_URL=db_url, DB_CONN_MAX_AGE="60")
-    server = subprocess.Popen([sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port),
-                               "signals_project.asgi:application"], cwd=ROOT, env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    from bench.fanout import _start_server
+
+    # The same start as bench/fanout.py: one daphne, or N serve_web processes on one port.
+    server = _start_server("pubsub", token="", db_url=db_url, redis_url=os.environ.get(
+        "REDIS_URL", "redis://127.0.0.1:6379/0"), prefix=f"ops{os.getpid()}", processes=args.web_processes)
+    port = server.port
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise SystemExit("daphne did not start") from None
-                time.sleep(0.2)
         rows = []
         for path in ("/health/live/", "/health/", "/metrics"):
             health_check_record()  # as beat does every 30 s
@@ -119,9 +105,8 @@ def main() -> None:
             rows.append((path, len(latencies) / args.seconds, _pct(latencies, 50), _pct(latencies, 95),
                          _pct(latencies, 99), len(errors)))
     finally:
-        server.terminate()
-        server.wait(10)
-    print(f"{args.clients} keep-alive clients, {args.seconds:g} s per path, one daphne process")
+        server.stop()
+    print(f"{args.clients} keep-alive clients, {args.seconds:g} s per path, {args.web_processes} web process(es)")
     print(f"{'path':<15} {'req/s':>8} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'errors':>7}")
     for path, rate, p50, p95, p99, errors in rows:
         print(f"{path:<15} {rate:>8.0f} {p50:>8.2f} {p95:>8.2f} {p99:>8.2f} {errors:>7}")
