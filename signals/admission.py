@@ -33,7 +33,6 @@ from django.conf import settings
 from . import metrics
 
 CLOSE_OVERLOADED = 4503  # HTTP 503: come back after `retry_after` seconds
-SCOPE_KEY = "signals.admitted"
 HOLD_REFUSED_SECONDS = 5.0
 _RATE_WINDOW_SECONDS = 2.0
 _MIN_RATE_PER_SECOND = 50.0  # before anything was measured (a process just started)
@@ -82,34 +81,13 @@ def local_admission() -> Admission:
     return admission
 
 
-def admission_release(scope, *, live: bool) -> None:
-    """The connection of `scope` is live (or gone): it no longer counts as pending.
-    Idempotent, so the consumer and the gate may both call it."""
-    if scope.pop(SCOPE_KEY, False):
-        local_admission().release(live=live)
-
-
-def admission_gate(inner):
-    """ASGI middleware (outermost for WebSockets): refuse with 4503 + retry hint when
-    this process already has WS_MAX_PENDING connections on their way in."""
-
-    async def app(scope, receive, send):
-        if scope.get("type") != "websocket":
-            return await inner(scope, receive, send)
-        admission = local_admission()
-        if not admission.try_admit():
-            metrics.WS_REJECTED.labels(reason="overloaded").inc()
-            message = await receive()
-            if message.get("type") == "websocket.connect":
-                retry_after = admission.retry_after()
-                await send({"type": "websocket.accept"})
-                await asyncio.sleep(min(HOLD_REFUSED_SECONDS, retry_after))
-                await send({"type": "websocket.close", "code": CLOSE_OVERLOADED, "reason": f"retry_after={retry_after}"})
-            return
-        scope[SCOPE_KEY] = True
-        try:
-            return await inner(scope, receive, send)
-        finally:
-            admission_release(scope, live=False)
-
-    return app
+async def admission_refuse(admission: Admission, receive, send) -> None:
+    """Answer a connection this process has no room for: 4503 and a retry hint,
+    after holding it open (HOLD_REFUSED_SECONDS at most); no database work."""
+    metrics.WS_REJECTED.labels(reason="overloaded").inc()
+    message = await receive()
+    if message.get("type") == "websocket.connect":
+        retry_after = admission.retry_after()
+        await send({"type": "websocket.accept"})
+        await asyncio.sleep(min(HOLD_REFUSED_SECONDS, retry_after))
+        await send({"type": "websocket.close", "code": CLOSE_OVERLOADED, "reason": f"retry_after={retry_after}"})

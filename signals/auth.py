@@ -1,5 +1,6 @@
 """WebSocket authentication: the browser's session cookie, or an API client's
-`Authorization: Token <key>` header (DRF authtoken), resolved before the consumer.
+`Authorization: Token <key>` header (DRF authtoken), resolved by the WebSocket door
+(signals.routing) before the consumer connects.
 
 The Origin check exists to stop a foreign page from riding a browser's ambient
 session cookie. A token client carries no ambient credential (a page cannot set an
@@ -9,11 +10,15 @@ no Origin at all are accepted; an Origin that IS sent must still be an allowed h
 from __future__ import annotations
 
 import asyncio
+from importlib import import_module
+from urllib.parse import urlparse
 
-from channels.auth import AuthMiddlewareStack
-from channels.security.websocket import AllowedHostsOriginValidator
+from channels.auth import get_user
+from channels.security.websocket import OriginValidator
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AnonymousUser
+from django.http import parse_cookie
 
 from .delivery import db_read
 
@@ -68,31 +73,53 @@ def _header(scope, name: bytes) -> str | None:
     return None
 
 
-class SessionOrTokenAuthMiddleware:
-    """`Authorization: Token` clients are resolved by their token alone; everyone
-    else goes through the Origin check and channels' cookie/session/auth stack.
+def _allowed_origins() -> list[str]:
+    # What channels' AllowedHostsOriginValidator allows.
+    allowed_hosts = settings.ALLOWED_HOSTS
+    if settings.DEBUG and not allowed_hosts:
+        allowed_hosts = ["localhost", "127.0.0.1", "[::1]"]
+    return allowed_hosts
 
-    Token clients never touch the session stack: a header that is present but wrong
-    must not fall back to a cookie, and API clients (often thousands of bots) then
-    carry no session objects for the life of their connection.
-    """
 
-    def __init__(self, inner):
-        self.inner = inner
-        self.session_stack = AllowedHostsOriginValidator(AuthMiddlewareStack(inner))
-        self.token_with_origin = AllowedHostsOriginValidator(self._token_app)
+def websocket_origin_allowed(scope) -> bool:
+    """False when the handshake must be refused for its Origin: a cookie session
+    needs an allowed Origin; a token client needs none, but one it sends must be an
+    allowed host. Same rule and matching as channels' AllowedHostsOriginValidator."""
+    if _header(scope, b"authorization") is not None and _header(scope, b"origin") is None:
+        return True
+    parsed_origin = None
+    for name, value in scope.get("headers", []):
+        if name == b"origin":
+            try:
+                parsed_origin = urlparse(value.decode("latin1"))
+            except UnicodeDecodeError:
+                pass
+    return OriginValidator(None, _allowed_origins()).valid_origin(parsed_origin)
 
-    async def __call__(self, scope, receive, send):
-        if _header(scope, b"authorization") is None:
-            return await self.session_stack(scope, receive, send)
-        if _header(scope, b"origin") is None:
-            return await self._token_app(scope, receive, send)
-        return await self.token_with_origin(scope, receive, send)
 
-    async def _token_app(self, scope, receive, send):
-        user = await user_for_authorization(_header(scope, b"authorization") or "")
-        # Extended in place rather than copied: outer layers do not reuse the scope,
-        # and a copy would stay alive per connection in this coroutine's frame.
-        scope["user"] = user or AnonymousUser()
-        scope["auth_method"] = "token"
-        return await self.inner(scope, receive, send)
+async def websocket_user(scope):
+    """The user of a WebSocket handshake (AnonymousUser when nobody is signed in).
+
+    `Authorization: Token` clients are resolved by their token alone: a header that
+    is present but wrong never falls back to a session cookie. Everyone else by the
+    session cookie, as channels' AuthMiddlewareStack would.
+
+    A plain function rather than middleware: middleware stays suspended for the life
+    of the connection, each layer with its own copy of the scope (and the session
+    objects), and memory per idle connection is a benchmark target (BENCHMARKS.md)."""
+    header = _header(scope, b"authorization")
+    if header is not None:
+        return await user_for_authorization(header) or AnonymousUser()
+    return await _user_for_session(scope)
+
+
+async def _user_for_session(scope):
+    # channels' CookieMiddleware + SessionMiddleware + AuthMiddleware, without keeping
+    # any of them (or the session) once the user is known.
+    cookies: dict[str, str] = {}
+    for name, value in scope.get("headers", []):
+        if name == b"cookie":
+            cookies = parse_cookie(value.decode("latin1"))
+            break
+    session = import_module(settings.SESSION_ENGINE).SessionStore(cookies.get(settings.SESSION_COOKIE_NAME))
+    return await get_user({"session": session})

@@ -1,7 +1,7 @@
-"""WebSocket door: /ws/signals/?after_id=N&symbol=&market=
+"""WebSocket consumer: /ws/signals/?after_id=N&symbol=&market=
 
-Thin: parses the query, authenticates (scope user set by signals.auth), then hands
-ordering and gap handling to signals.delivery.SignalCursor.
+Thin: parses the query, checks the user the door (signals.routing) resolved, then
+hands ordering and gap handling to signals.delivery.SignalCursor.
 """
 from __future__ import annotations
 
@@ -13,14 +13,13 @@ from urllib.parse import parse_qs
 
 from channels.generic.websocket import AsyncWebsocketConsumer
 from channels.consumer import get_handler_name
-from channels.exceptions import StopConsumer
 from django.db import DatabaseError, InterfaceError
 
 from . import metrics
-from .admission import admission_release, local_admission
+from .admission import Admission, local_admission
 from .delivery import SignalCursor, current_max_id
 from .receipts import ReceiptWriter
-from .prepared_frames import SlowClientError, protocol_from_scope, protocol_is_open
+from .prepared_frames import SlowClientError, protocol_is_open
 from .hub import local_hub
 from .feed_query import QueryError, stream_query_parse
 
@@ -41,30 +40,54 @@ CLOSE_SERVER_ERROR = 4500    # our side failed mid-stream; the client should res
 
 
 class SignalConsumer(AsyncWebsocketConsumer):
-    """One browser or API client. Doorbells come from the process hub (signals.hub),
-    not from a per-connection channel, so the consumer has no channel of its own."""
+    """One browser or API client, driven by the WebSocket door (signals.routing),
+    which has admitted and authenticated it and runs its receive loop. Doorbells come
+    from the process hub (signals.hub), not from a per-connection channel, so the
+    consumer has no channel of its own.
 
-    cursor: SignalCursor | None = None
+    Slots, not an instance dict: thousands of these live per web process and memory
+    per idle connection is a benchmark target (BENCHMARKS.md)."""
 
-    async def __call__(self, scope, receive, send) -> None:
-        """channels' AsyncConsumer loop without a channel-layer channel.
+    __slots__ = ("scope", "base_send", "user", "cursor", "_protocol", "_pending_admission", "_hub", "_errors",
+                 "_backlog", "_busy", "_drainer", "_counted", "_conn_state", "_receipt_writer",
+                 "_closing_after_failure")
+    groups = ()  # no channel-layer groups (and no per-instance list for them)
+    channel_layer = None
 
-        The hub holds the one subscription per process, so the client is the only
-        source of messages: a plain receive/dispatch loop replaces channels'
-        await_many_dispatch and its extra task and wait futures per idle connection
-        (memory per connection is a benchmark target, see BENCHMARKS.md).
-        """
-        self.scope = scope
-        self.channel_layer = None
+    def __init__(self, *, scope: dict, user, send, admission: Admission | None = None, protocol=None) -> None:
+        self.scope: dict | None = scope  # read by the handshake only, then dropped
         self.base_send = send
+        self.user = user
+        self.cursor: SignalCursor | None = None
+        self._protocol = protocol  # daphne's, for prepared-frame writes (None: ASGI sends)
+        self._pending_admission = admission  # counted as pending there until live or gone
+        self._hub = None
+        self._errors = 0
+        self._backlog: deque[dict] | tuple = ()  # a deque once something queues
+        self._busy = True  # until the replay is done, doorbells queue in the backlog
+        self._drainer: asyncio.Task | None = None
+        self._counted = False
+        self._conn_state: str | None = None
+        self._receipt_writer: ReceiptWriter | None = None
+        self._closing_after_failure = False
+
+    async def websocket_connect(self, message) -> None:
         try:
-            while True:
-                await self.dispatch(await receive())
-        except StopConsumer:
-            pass
+            await super().websocket_connect(message)
+        finally:
+            # Nothing reads the scope after the handshake: dropping it frees it (and
+            # what only it holds) for the life of the connection.
+            self.scope = None
+
+    def leave_pending(self, *, live: bool) -> None:
+        """This connection no longer counts as pending for admission (it is live, or
+        gone). Idempotent: the consumer and the door may both call it."""
+        admission, self._pending_admission = self._pending_admission, None
+        if admission is not None:
+            admission.release(live=live)
 
     async def connect(self) -> None:
-        user = self.scope.get("user")
+        user = self.user
         if user is None or not user.is_authenticated:
             metrics.WS_REJECTED.labels(reason="unauthenticated").inc()
             await self.close()  # before accept: the handshake is refused with 403
@@ -77,12 +100,7 @@ class SignalConsumer(AsyncWebsocketConsumer):
             await self.close(code=CLOSE_BAD_REQUEST, reason=str(exc))
             return
         after_id, filters = query.after_id, query.filters
-        self._errors = 0
-        self._backlog: deque[dict] | tuple = ()  # a deque once something queues
-        self._busy = True  # until the replay is done, doorbells queue in the backlog
-        self._drainer: asyncio.Task | None = None
         self._hub = local_hub()
-        self._protocol = protocol_from_scope(self.scope)
         # Subscribe before reading: nothing committed from now on can be missed.
         await self._hub.register(self)
         # The newest id committed before the handshake completes: "live only" starts
@@ -129,11 +147,11 @@ class SignalConsumer(AsyncWebsocketConsumer):
             return
         await self._drain_backlog()
         self._set_state("live")
-        admission_release(self.scope, live=True)
+        self.leave_pending(live=True)
 
     def _set_state(self, state: str | None) -> None:
         """Move this connection between the per-state gauges (None: it is gone)."""
-        old = getattr(self, "_conn_state", None)
+        old = self._conn_state
         if old == state:
             return
         if old is not None:
@@ -156,18 +174,17 @@ class SignalConsumer(AsyncWebsocketConsumer):
 
     def _receipts(self) -> ReceiptWriter:
         # Created on the first ack only: idle connections stay small.
-        writer = getattr(self, "_receipt_writer", None)
+        writer = self._receipt_writer
         if writer is None:
-            writer = self._receipt_writer = ReceiptWriter(user=self.scope["user"])
+            writer = self._receipt_writer = ReceiptWriter(user=self.user)
         return writer
 
     async def disconnect(self, code) -> None:
-        hub = getattr(self, "_hub", None)
-        if hub is not None:
-            hub.unregister(self)
+        if self._hub is not None:
+            self._hub.unregister(self)
         if self._drainer_running():
             self._drainer.cancel()
-        if getattr(self, "_counted", False):
+        if self._counted:
             metrics.WS_CONNECTIONS.dec()
             self._counted = False
         self._set_state(None)
@@ -206,7 +223,7 @@ class SignalConsumer(AsyncWebsocketConsumer):
             self.cursor.rewind(int(event["id"]))
         self._busy = True
         self._backlog = ()
-        if getattr(self, "_closing_after_failure", False):
+        if self._closing_after_failure:
             return
         self._closing_after_failure = True
         if isinstance(exc, SlowClientError):
@@ -235,7 +252,7 @@ class SignalConsumer(AsyncWebsocketConsumer):
             self._drainer = asyncio.get_running_loop().create_task(self._drain())
 
     def _drainer_running(self) -> bool:
-        return getattr(self, "_drainer", None) is not None and not self._drainer.done()
+        return self._drainer is not None and not self._drainer.done()
 
     async def _drain(self) -> None:
         # At most one drainer runs (see _enqueue) and never during connect's replay.

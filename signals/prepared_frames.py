@@ -5,8 +5,8 @@ session wrapper -> daphne.handle_reply -> autobahn.sendMessage, which re-frames
 the same payload each time; bench/fanout.py measured that chain as most of the
 per-client cost at 2,000 clients. autobahn has a public API for exactly this case,
 `factory.prepareMessage()` ("frame once, send to many"). ASGI hides the autobahn
-protocol object, so the outermost ASGI layer (`expose_daphne_protocol`) records it
-in the scope when the server is daphne.
+protocol object, so the WebSocket door (signals.routing) takes it from daphne's
+`send` (`daphne_protocol`) when the server is daphne.
 
 This leans on details of daphne, Twisted and autobahn that are not their public
 API, so they are fenced: `fast_path_probe()` checks every one of them once at
@@ -118,28 +118,33 @@ def _limit_send_buffer(protocol, size: int) -> None:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, size)
 
 
+def daphne_protocol(send):
+    """daphne's WebSocket protocol object behind an ASGI `send`, or None (the probe
+    failed, or the server is not daphne). Caps the socket's send buffer when
+    WS_SOCKET_SNDBUF is set."""
+    if not (_FastPath.enabled and isinstance(send, functools.partial) and send.args):
+        return None
+    protocol = send.args[0]
+    if not (hasattr(protocol, "sendPreparedMessage") and hasattr(protocol, "factory")):
+        return None
+    if settings.WS_SOCKET_SNDBUF:
+        _limit_send_buffer(protocol, settings.WS_SOCKET_SNDBUF)
+    return protocol
+
+
 def expose_daphne_protocol(inner):
-    """ASGI middleware: put daphne's WebSocket protocol object into the scope (only
-    when the startup probe passed)."""
-    send_buffer = settings.WS_SOCKET_SNDBUF
+    """ASGI middleware form of `daphne_protocol`: puts the protocol into the scope's
+    extensions for `protocol_from_scope` (the WebSocket door calls `daphne_protocol`
+    itself, see signals.routing)."""
 
     async def app(scope, receive, send):
-        if (
-            _FastPath.enabled
-            and scope.get("type") == "websocket"
-            and isinstance(send, functools.partial)
-            and send.args
-        ):
-            protocol = send.args[0]
-            if hasattr(protocol, "sendPreparedMessage") and hasattr(protocol, "factory"):
-                # Outermost layer: the scope is daphne's own, so it is extended in place
-                # (a copy would stay alive, per connection, in this coroutine's frame).
+        if scope.get("type") == "websocket":
+            protocol = daphne_protocol(send)
+            if protocol is not None:
                 extensions = scope.get("extensions")
                 if extensions is None:
                     extensions = scope["extensions"] = {}
                 extensions[SCOPE_KEY] = protocol
-                if send_buffer:
-                    _limit_send_buffer(protocol, send_buffer)
         return await inner(scope, receive, send)
 
     return app

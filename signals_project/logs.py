@@ -7,7 +7,7 @@ stays the default for people.
 
 - `ContextFilter` adds `request_id` and `connection_id` from context variables:
   `RequestIdMiddleware` binds the first for each HTTP request (honouring a sane
-  incoming `X-Request-ID`, echoing it in the response), `connection_ids` binds the
+  incoming `X-Request-ID`, echoing it in the response), `connection_id_bind` binds the
   second for each WebSocket connection. Context variables follow the request into
   sync_to_async threads and tasks, so a log line deep in a service still carries them.
 - `RedactingFilter` rewrites the final message and any traceback text: API tokens
@@ -135,8 +135,16 @@ class RequestIdMiddleware:
         return response
 
 
+def connection_id_bind() -> None:
+    """Give the running task's WebSocket connection its own id for its log lines.
+    Call it inside the connection's own task: the binding then ends with the task,
+    with nothing to reset (signals.routing calls it first thing)."""
+    connection_id_var.set(f"ws-{uuid.uuid4().hex[:12]}")
+
+
 def connection_ids(app):
-    """ASGI middleware: every WebSocket connection's log lines carry its own id."""
+    """ASGI middleware form of `connection_id_bind`, for an app awaited inside a task
+    that outlives the connection: the id is bound around the app and reset after."""
 
     async def wrapped(scope: dict[str, Any], receive, send):
         if scope.get("type") != "websocket":
@@ -148,4 +156,3 @@ def connection_ids(app):
             connection_id_var.reset(token)
 
     return wrapped
-
