@@ -91,7 +91,7 @@ def test_it_documents_the_sse_stream_in_the_schema(staff_client):
     assert {p["name"] for p in operation["parameters"]} >= {"after_id", "after_event_id", "symbol", "market",
                                                              "Last-Event-ID"}
     assert "text/event-stream" in operation["responses"]["200"]["content"]
-    assert set(operation["responses"]) == {"200", "400", "401"}
+    assert set(operation["responses"]) == {"200", "400", "401", "409"}  # 409: resync (after_id ahead)
 
 
 def test_it_throttles_brute_force_logins_per_username_and_address(client, django_user_model, settings):
