@@ -1,8 +1,10 @@
 """The dashboard's pure browser-side rules, run in Chromium (the modules as served,
 imported by the page): label layout, the trader's figures, filters for live
-arrivals, overlays against pipeline.indicators, retry hints, health freshness."""
+arrivals, overlays and the RSI/MACD panes against pipeline.indicators, retry
+hints, health freshness."""
 from __future__ import annotations
 
+import json
 import math
 
 import pytest
@@ -109,6 +111,79 @@ def test_it_draws_the_same_indicator_values_as_the_strategies_use(server, page):
             assert math.isclose(out["bb"]["upper"][i], upper, rel_tol=1e-9)
     # One line per distinct indicator; an oscillator (RSI) has none on the price scale.
     assert out["lines"] == ["EMA 9", "EMA 21", "EMA 26"]
+
+
+def _same_series(name: str, got: list, want: list) -> int:
+    """None exactly where pipeline.indicators has no value yet, else equal within
+    1e-9 relative (1e-12 absolute near zero, as pipeline's own TA-Lib test)."""
+    assert len(got) == len(want), name
+    compared = 0
+    for i, (g, w) in enumerate(zip(got, want)):
+        assert (g is None) == (w is None), (name, i, g, w)
+        if w is not None:
+            assert math.isclose(g, w, rel_tol=1e-9, abs_tol=1e-12), (name, i, g, w)
+            compared += 1
+    return compared
+
+
+def test_it_computes_the_panes_rsi_and_macd_as_pipeline_indicators_does(server, page):
+    from backtesting.test import EURUSD, GOOG
+
+    from pipeline.indicators import MACD, RSI
+
+    # Real series (GOOG daily around 100-700, EURUSD hourly around 1.07: MACD values
+    # near 1e-4) and a made-up one with a flat stretch (RSI's "no movement" rule),
+    # a straight climb (RSI 100) and a gap.
+    made_up = [100.0] * 20 + [100.0 + i for i in range(20)] + [150.0, 90.0] + [90 + math.sin(i) for i in range(40)]
+    series = {
+        "goog": [float(x) for x in GOOG["Close"].iloc[:400]],
+        "eurusd": [float(x) for x in EURUSD["Close"].iloc[:400]],
+        "made_up": made_up,
+    }
+    cases = [("rsi", 14), ("rsi", 5), ("macd", (12, 26, 9)), ("macd", (5, 35, 5)), ("macd", (26, 12, 9))]
+    out = _run(page, server, "overlays.js", f"""
+        const series = {json.dumps(series)};
+        const cases = {json.dumps(cases)};
+        const result = {{}};
+        for (const [name, closes] of Object.entries(series)) {{
+            result[name] = cases.map(([kind, p]) => (kind === 'rsi' ? m.rsi(closes, p) : m.macd(closes, ...p)));
+        }}
+        // Too few candles: nothing at all, never a value from a partial seed.
+        result.short = [m.rsi(series.goog.slice(0, 14), 14), m.macd(series.goog.slice(0, 33), 12, 26, 9)];
+        result.warmup = [m.rsiWarmup(14), m.macdWarmup(12, 26, 9)];
+        return result;
+    """)
+    for name, closes in series.items():
+        for (kind, params), got in zip(cases, out[name]):
+            label = f"{name} {kind}{params}"
+            if kind == "rsi":
+                rsi = RSI(params)
+                _same_series(label, got, [rsi.update(x) for x in closes])
+            else:
+                macd = MACD(*params)
+                want = [macd.update(x) for x in closes]
+                compared = 0
+                for part, key in enumerate(("macd", "signal", "hist")):
+                    compared += _same_series(f"{label}.{key}", got[key],
+                                             [None if v is None else v[part] for v in want])
+                assert compared > len(closes), label  # most candles have all three
+    # The warm-up counts the panes announce are where the first value appears.
+    rsi14, macd_default = RSI(14), MACD(12, 26, 9)
+    first_rsi = next(i for i, x in enumerate(series["goog"]) if rsi14.update(x) is not None)
+    first_macd = next(i for i, x in enumerate(series["goog"]) if macd_default.update(x) is not None)
+    assert out["warmup"] == [first_rsi + 1, first_macd + 1] == [15, 34]
+    assert out["short"][0] == [None] * 14
+    assert out["short"][1] == {"macd": [None] * 33, "signal": [None] * 33, "hist": [None] * 33}
+    # The made-up series reaches the edge cases it was made for.
+    rsi_made_up = out["made_up"][0]
+    assert rsi_made_up[19] == 0 and rsi_made_up[39] == 100
+
+
+def test_it_formats_oscillator_readings_for_the_legend(server, page):
+    out = _run(page, server, "oscillator_panes.js", """
+        return [56.2345, 100, 0, -63.528, 0.000123456, -0.0000712, 1234.5, 7.5, null, NaN].map(m.formatOscillator);
+    """)
+    assert out == ["56.23", "100.00", "0.00", "-63.53", "0.0001235", "-0.00007120", "1,234.50", "7.500", "—", "—"]
 
 
 def test_it_waits_the_retry_hint_plus_bounded_jitter(server, page):

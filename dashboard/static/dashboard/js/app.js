@@ -13,6 +13,7 @@ import { LiveFeed, TRANSPORTS } from './feed.js';
 import { SignalTable } from './table.js';
 import { ActivityChart, renderSourceBreakdown } from './activity_chart.js';
 import { PriceChart, timeframeCovering } from './price_chart.js';
+import { OscillatorPanes } from './oscillator_panes.js';
 import { HealthPanel } from './health.js';
 import { Notifier } from './notify.js';
 import { ConnectionBadge } from './badge.js';
@@ -57,9 +58,14 @@ function signalsFor(symbol) {
   return table.visible().filter((s) => s.symbol === symbol).sort((a, b) => b.id - a.id);
 }
 
+// RSI and MACD under the price chart, fed by it (no requests of their own).
+const panes = new OscillatorPanes({
+  host: $('price-chart').closest('.chart-box'), controls: $('chart-timeframe').closest('.chart-controls'),
+  xRange: () => priceChart.xRange(),
+});
 const priceChart = new PriceChart({
   el: $('price-chart'), placeholder: $('price-placeholder'), latestEl: $('price-latest'),
-  sessionEl: $('price-session'), overlayEl: $('chart-overlays'), urls, signalsFor, liveMs: pageOpts.candleMs,
+  sessionEl: $('price-session'), overlayEl: $('chart-overlays'), urls, signalsFor, liveMs: pageOpts.candleMs, panes,
 });
 const chartSymbol = $('chart-symbol');
 const chartTimeframe = $('chart-timeframe');
@@ -390,6 +396,6 @@ loadStrategies();
 loadPrefs();
 
 window.signalsDashboard = {
-  feed, table, priceChart, activity, stats, health, marketStatus, receipts, pager, detail, transport,
+  feed, table, priceChart, panes, activity, stats, health, marketStatus, receipts, pager, detail, transport,
   statusHistory: badge.history,
 };

@@ -8,6 +8,15 @@ export const COLORS = {
 
 export const LEGEND_SPACE = 30; // px under the price plot for uPlot's hover legend
 
+// The price chart and the oscillator panes under it share one time axis: the same
+// width, the same y-axis width on the left and the same padding on the right
+// (uPlot's automatic padding depends on which axes a plot shows, and the panes
+// show no time labels), so a candle and its RSI sit on one vertical line.
+export const Y_AXIS_SIZE = 70;
+export const PAD_RIGHT = 24;
+// uPlot cursor-sync group: hovering any of them moves the cursor in all.
+export const CURSOR_SYNC = 'price-chart';
+
 export const AXIS = {
   stroke: COLORS.axis,
   grid: { stroke: COLORS.grid, width: 1 },

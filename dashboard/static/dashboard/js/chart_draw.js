@@ -1,6 +1,8 @@
 // Canvas drawing for the price chart, called from uPlot's draw hook: volume,
 // candles, a signal's levels (entry, stop in force, the original stop when it
-// moved, every target of the ladder) and markers (entries, exits, legs).
+// moved, every target of the ladder) and markers (entries, exits, legs); and for
+// the oscillator panes under it: guide lines and the MACD histogram, with bars as
+// wide as the candles above them.
 // Everything is clipped to the plot area; level labels are spread so they never
 // overlap and never leave the plot (levels.spreadLabels).
 
@@ -227,4 +229,61 @@ export function drawMarkers(u, signals, focusedId, stepSeconds = 60) {
   }
   ctx.restore();
   return drawn;
+}
+
+/**
+ * Horizontal guide lines across a pane, [{value, color, dash, alpha, fill}], on
+ * the y scale `scale`; a `band` {from, to, color} is shaded between two values
+ * first (RSI's 30-70 zone).
+ */
+export function drawGuides(u, scale, lines, band = null) {
+  if (!u.data[0]?.length) return;
+  const { ctx } = u;
+  const { left, width } = u.bbox;
+  const dpr = devicePixelRatio;
+  clip(u);
+  if (band) {
+    const y0 = u.valToPos(band.from, scale, true);
+    const y1 = u.valToPos(band.to, scale, true);
+    ctx.fillStyle = band.color;
+    ctx.fillRect(left, Math.min(y0, y1), width, Math.abs(y1 - y0));
+  }
+  for (const line of lines) {
+    const y = Math.round(u.valToPos(line.value, scale, true)) + 0.5;
+    ctx.strokeStyle = line.color;
+    ctx.globalAlpha = line.alpha ?? 1;
+    ctx.lineWidth = dpr;
+    ctx.setLineDash(line.dash ? [3 * dpr, 3 * dpr] : []);
+    ctx.beginPath();
+    ctx.moveTo(left, y);
+    ctx.lineTo(left + width, y);
+    ctx.stroke();
+  }
+  ctx.restore();
+}
+
+/**
+ * MACD histogram bars from zero, green above and red below; a bar shrinking
+ * towards zero is paler, so momentum fading shows before the lines cross.
+ */
+export function drawHistogram(u, values, scale) {
+  const xs = u.data[0];
+  if (!xs?.length || !values?.length) return;
+  const [i0, i1] = visibleRange(u);
+  const w = candleWidth(u);
+  const zero = u.valToPos(0, scale, true);
+  const { ctx } = u;
+  clip(u);
+  for (let i = i0; i <= i1; i += 1) {
+    const v = values[i];
+    if (v === null || v === undefined) continue;
+    const prev = values[i - 1];
+    const fading = prev !== null && prev !== undefined && Math.abs(v) < Math.abs(prev);
+    ctx.fillStyle = v >= 0 ? COLORS.up : COLORS.down;
+    ctx.globalAlpha = fading ? 0.4 : 0.8;
+    const y = u.valToPos(v, scale, true);
+    const x = Math.round(u.valToPos(xs[i], 'x', true) - w / 2);
+    ctx.fillRect(x, Math.min(y, zero), Math.round(w), Math.max(1, Math.abs(zero - y)));
+  }
+  ctx.restore();
 }

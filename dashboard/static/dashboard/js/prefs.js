@@ -1,7 +1,9 @@
-// The user's browser-notification preferences (GET /api/subscriptions/browser/,
-// managed on the subscriptions page): which markets, sources and minimum
-// confidence they want to hear about. Notifications follow them, and the feed can
-// be narrowed to them with the "My subscriptions" switch.
+// The user's preferences. From the server: the browser-notification preferences
+// (GET /api/subscriptions/browser/, managed on the subscriptions page), which
+// markets, sources and minimum confidence they want to hear about; notifications
+// follow them, and the feed can be narrowed to them with the "My subscriptions"
+// switch. In this browser: the dashboard's on/off choices (which indicator panes
+// show), kept in localStorage as 'on'/'off' like the other switches of the page.
 
 /** Whether `signal` is one the preferences ask for (events aside). No preferences
  *  (an older server, or not answered yet) narrow nothing. */
@@ -27,4 +29,21 @@ export async function prefsLoad(url) {
   } catch (err) {
     return null;
   }
+}
+
+/** An on/off choice of this browser (`fallback` when never made, or when storage
+ *  is refused, as in some private windows: the page works, it just forgets). */
+export function switchPref(key, fallback) {
+  try {
+    const stored = localStorage.getItem(key);
+    return stored === null ? fallback : stored === 'on';
+  } catch (err) {
+    return fallback;
+  }
+}
+
+export function switchPrefSet(key, on) {
+  try {
+    localStorage.setItem(key, on ? 'on' : 'off');
+  } catch (err) { /* remembered for this page only */ }
 }

@@ -3,10 +3,13 @@
 // the overlays of the symbol's strategies; and the signals drawn on it: every
 // entry in view, and the focused signal's (the clicked row, else the newest)
 // levels and exits. The market-data API may be missing (503), empty or slow: the
-// chart says so instead.
+// chart says so instead. The oscillator panes under it (oscillator_panes.js) are
+// handed the same candles after every change, and share its time axis and cursor.
 
 import uPlot from '../vendor/uplot/uPlot.esm.js';
-import { AXIS, COLORS, LEGEND_SPACE, observeResize, sizeOf, toEpochSeconds } from './chart_base.js';
+import {
+  AXIS, COLORS, CURSOR_SYNC, LEGEND_SPACE, PAD_RIGHT, Y_AXIS_SIZE, observeResize, sizeOf, toEpochSeconds,
+} from './chart_base.js';
 import { drawCandles, drawLevels, drawMarkers, drawVolume, levelLines } from './chart_draw.js';
 import { formatPrice } from './format.js';
 import { overlaysFor } from './overlays.js';
@@ -43,10 +46,12 @@ export function timeframeCovering(createdAt, current, offered, now = Date.now() 
 export class PriceChart {
   /**
    * @param {object} args {el, placeholder, latestEl, sessionEl, overlayEl, urls,
-   *   signalsFor(symbol) -> signals newest first, liveMs, fullReloadMs}
+   *   signalsFor(symbol) -> signals newest first, liveMs, fullReloadMs,
+   *   panes: the oscillator panes (optional)}
    */
-  constructor({ el, placeholder, latestEl, sessionEl, overlayEl, urls, signalsFor, liveMs = 4000, fullReloadMs = 60000 }) {
-    Object.assign(this, { el, placeholder, latestEl, sessionEl, overlayEl, urls, signalsFor, liveMs, fullReloadMs });
+  constructor({ el, placeholder, latestEl, sessionEl, overlayEl, urls, signalsFor, liveMs = 4000, fullReloadMs = 60000,
+    panes = null }) {
+    Object.assign(this, { el, placeholder, latestEl, sessionEl, overlayEl, urls, signalsFor, liveMs, fullReloadMs, panes });
     this.plot = null;
     this.symbol = null;
     this.market = null;
@@ -215,6 +220,8 @@ export class PriceChart {
     this.placeholder.textContent = text;
     this.placeholder.dataset.kind = kind;
     this.placeholder.hidden = false;
+    // No candles on screen: the panes must not keep the previous symbol's lines.
+    this.panes?.clear(kind === 'loading' ? 'Loading…' : 'No candles on the chart.');
   }
 
   _destroy() {
@@ -244,6 +251,7 @@ export class PriceChart {
     const data = [...cols, ...overlays.map((o) => o.values)];
     if (this.plot && key === this.overlayKey && !rebuild) {
       this.plot.setData(data);
+      this._updatePanes(cols);
       return;
     }
     this._destroy();
@@ -253,15 +261,18 @@ export class PriceChart {
     const hidden = { paths: () => null, points: { show: false } };
     const opts = {
       ...sizeOf(this.el, 280, LEGEND_SPACE),
+      padding: [null, PAD_RIGHT, null, null],
       legend: { show: true, live: true },
-      cursor: { drag: { x: true, y: false }, points: { show: false } },
+      // The panes are in the same sync group; their y scales have other names, so
+      // only the time is shared (no horizontal line at an RSI "price").
+      cursor: { drag: { x: true, y: false }, points: { show: false }, sync: { key: CURSOR_SYNC } },
       scales: {
         x: { time: true },
         y: { range: (u, min, max) => chart._yRange(min, max) },
       },
       axes: [
         { ...AXIS },
-        { ...AXIS, size: 70, values: (u, ticks) => ticks.map((v) => formatPrice(String(+v.toPrecision(8)))) },
+        { ...AXIS, size: Y_AXIS_SIZE, values: (u, ticks) => ticks.map((v) => formatPrice(String(+v.toPrecision(8)))) },
       ],
       series: [
         {},
@@ -272,6 +283,7 @@ export class PriceChart {
         ...overlays.map((o) => ({ label: o.label, stroke: o.stroke, width: 1.25, points: { show: false } })),
       ],
       hooks: {
+        setScale: [(u, key) => { if (key === 'x') chart.panes?.setX(u.scales.x.min, u.scales.x.max); }],
         drawClear: [(u) => drawVolume(u, chart.volumes)],
         draw: [
           (u) => drawCandles(u),
@@ -287,6 +299,17 @@ export class PriceChart {
     };
     this.el.replaceChildren();
     this.plot = new uPlot(opts, data, this.el);
+    this._updatePanes(cols);
+  }
+
+  _updatePanes(cols) {
+    this.panes?.update(cols[0], cols[4], `${this.symbol} ${this.timeframe}`);
+  }
+
+  /** The time range on screen (the panes follow it). */
+  xRange() {
+    const x = this.plot?.scales.x;
+    return x && Number.isFinite(x.min) && Number.isFinite(x.max) ? [x.min, x.max] : null;
   }
 
   /** The y range: the candles, plus the focused signal's levels (all of them for a
