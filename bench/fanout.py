@@ -121,8 +121,14 @@ def _start_server(kind: str, *, token: str, db_url: str, redis_url: str, prefix:
         cmd = ([sys.executable, "-m", "signals_project.serve_web", "--host", "127.0.0.1", "--port", str(port)]
                if processes > 1 else
                [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "signals_project.asgi:application"])
-    procs = [subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-             for _ in range(processes)]
+    # Server output goes to a file, never to an unread pipe: once a pipe's 64 KiB
+    # filled with log lines, the server blocked in its logging call and froze mid-run.
+    log_dir = ROOT / "var" / "bench"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    logs = [open(log_dir / f"{kind}-{port}-{i}.log", "wb") for i in range(processes)]
+    procs = [subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT) for log in logs]
+    for log in logs:
+        log.close()  # the child holds its own descriptor
     deadline = time.monotonic() + 30
     waiting = list(procs)
     while time.monotonic() < deadline:
@@ -130,7 +136,8 @@ def _start_server(kind: str, *, token: str, db_url: str, redis_url: str, prefix:
             if proc.poll() is not None:
                 for other in procs:
                     other.kill()
-                raise RuntimeError(f"{kind} server died: {proc.stderr.read().decode()[-2000:]}")
+                tail = (log_dir / f"{kind}-{port}-{procs.index(proc)}.log").read_text(errors="replace")[-2000:]
+                raise RuntimeError(f"{kind} server died: {tail}")
             if _listens(proc.pid, port):
                 waiting.remove(proc)
         if not waiting:

@@ -43,6 +43,12 @@ async def main() -> None:
             except (OSError, websockets.InvalidMessage, asyncio.TimeoutError):
                 await asyncio.sleep(random.uniform(0.5, 2))  # listen backlog full: try again
                 continue
+            except websockets.InvalidStatus:
+                # daphne answers 403 when the application has not accepted within its
+                # websocket_connect_timeout (a saturated machine in a 20,000-client
+                # storm): a client tries again later, as the dashboard does.
+                await asyncio.sleep(random.uniform(1, 4))
+                continue
             if args.bare:  # the bare server has no admission control and ignores pings
                 break
             try:
@@ -53,6 +59,11 @@ async def main() -> None:
                 hint = exc.rcvd.reason if exc.rcvd else ""
                 wait = float(hint.split("=", 1)[1]) if hint.startswith("retry_after=") else 1.0
                 await asyncio.sleep(wait + random.uniform(0, wait))
+            except asyncio.TimeoutError:
+                # No pong within a minute: count it as a failed attempt, not a dead client.
+                print(f"no pong within 60 s (client {index}); reconnecting", file=sys.stderr, flush=True)
+                await ws.close()
+                await asyncio.sleep(random.uniform(0.5, 2))
         sockets.append(ws)
         seen = received[index]
         async for frame in ws:
