@@ -326,6 +326,8 @@ def main() -> None:
                         "process) until each client holds the signal; swarm split over --client-processes")
     parser.add_argument("--client-processes", type=int, default=4)
     parser.add_argument("--idle-posts", type=int, default=200, help="--e2e: single POSTs timed on the idle server")
+    parser.add_argument("--connect-rate", type=float, default=4000.0,
+                        help="--e2e: new clients per second over the whole swarm (a ramp, not a storm)")
     parser.add_argument("--web-processes", type=int, default=1, help="--e2e: server processes sharing the port "
                         "(both servers; one process holds at most `ulimit -n` sockets)")
     args = parser.parse_args()
@@ -344,14 +346,15 @@ def main() -> None:
     if args.e2e:
         from fanout_e2e import run_e2e
 
-        e2e = [run_e2e(kind.strip(), args, token=token, db_url=db_url, redis_url=redis_url, prefix=prefix)
-               for kind in args.servers.split(",") if kind.strip()]
-        bare = next((r for r in e2e if r["server"] == "bare"), None)
-        for r in e2e:
-            if bare and r is not bare:
+        bare = None
+        for kind in [k.strip() for k in args.servers.split(",") if k.strip()]:
+            r = run_e2e(kind, args, token=token, db_url=db_url, redis_url=redis_url, prefix=prefix)
+            if kind == "bare":
+                bare = r
+            elif bare:
                 r.update({f"{q}_x_bare": round(r[f"{q}_ms"] / bare[f"{q}_ms"], 2) for q in ("p95", "p99")},
                          mem_x_bare=round(r["rss_per_conn_kib"] / bare["rss_per_conn_kib"], 2))
-            print(json.dumps(r), flush=True)
+            print(json.dumps(r), flush=True)  # each server as it finishes: a later failure keeps it
         return
 
     results = []

@@ -29,6 +29,7 @@ async def main() -> None:
     parser.add_argument("--token", required=True)
     parser.add_argument("--clients", type=int, required=True)
     parser.add_argument("--bare", action="store_true")
+    parser.add_argument("--connect-rate", type=float, default=1000.0, help="new clients per second")
     args = parser.parse_args()
     received: list[dict[int, float]] = []
     sockets = []
@@ -75,7 +76,7 @@ async def main() -> None:
         received.append({})
         asyncio.get_running_loop().create_task(_client(index))
         if index % 50 == 49:
-            await asyncio.sleep(0.05)  # a steady handshake rate, not a storm
+            await asyncio.sleep(50 / args.connect_rate)  # a steady handshake rate, not a storm
     loop = asyncio.get_running_loop()
     lines: asyncio.Queue[str] = asyncio.Queue()
     threading.Thread(target=lambda: [loop.call_soon_threadsafe(lines.put_nowait, line) for line in sys.stdin],

@@ -45,10 +45,13 @@ class _Api:
         return json.loads(payload)["id"], started, time.perf_counter() - clock
 
 
-def _swarm(url: str, token: str, clients: int, processes: int, bare: bool) -> list[subprocess.Popen]:
+def _swarm(url: str, token: str, clients: int, processes: int, bare: bool,
+           connect_rate: float = 4000.0) -> list[subprocess.Popen]:
+    """`connect_rate`: new clients per second over the whole swarm."""
     per = [clients // processes + (1 if i < clients % processes else 0) for i in range(processes)]
     return [subprocess.Popen([sys.executable, str(ROOT / "bench" / "fanout_clients.py"), "--url", url,
-                              "--token", token, "--clients", str(n), *(["--bare"] if bare else [])], stdin=subprocess.PIPE,
+                              "--token", token, "--clients", str(n), "--connect-rate", str(connect_rate / processes),
+                              *(["--bare"] if bare else [])], stdin=subprocess.PIPE,
                              stdout=subprocess.PIPE, text=True, bufsize=1) for n in per if n]
 
 
@@ -73,10 +76,13 @@ def run_e2e(kind: str, args, *, token: str, db_url: str, redis_url: str, prefix:
                           idle_post_p95_ms=round(_pct(idle, 95), 2))
         rss_before = server.rss()
         procs = _swarm(f"ws://127.0.0.1:{server.port}/ws/signals/", token, args.clients, args.client_processes,
-                       kind == "bare")
+                       kind == "bare", args.connect_rate)
+        connect_started = time.monotonic()
         deadline = time.monotonic() + 600
         while sum(a["open"] for a in _ask(procs, "count")) < args.clients and time.monotonic() < deadline:
             time.sleep(1)
+        result["open_clients"] = sum(a["open"] for a in _ask(procs, "count"))
+        result["connect_seconds"] = round(time.monotonic() - connect_started, 1)
         time.sleep(3)
         result["rss_per_conn_kib"] = round((server.rss() - rss_before) / args.clients / 1024, 1)
         starts: dict[int, float] = {}
