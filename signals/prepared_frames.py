@@ -44,11 +44,28 @@ def buffered_bytes(transport) -> int:
     return len(transport.dataBuffer) - transport.offset + transport._tempDataLen
 
 
-class _FastPath:
-    """Whether the probe passed in this process (decided once, by `fast_path_enable`)."""
+class ProbedPath:
+    """A path that relies on daphne/Twisted/autobahn internals: on only if its probe
+    passed in this process (decided once at startup), with what was missing if not."""
 
-    enabled = False
-    missing: tuple[str, ...] = ("not probed",)
+    def __init__(self, *, on: str, off: str, log: logging.Logger) -> None:
+        self.enabled = False
+        self.missing: tuple[str, ...] = ("not probed",)
+        self._on, self._off, self._log = on, off, log
+
+    def decide(self, missing: list[str]) -> bool:
+        """Record the probe's verdict and log it (WARNING when the path is off)."""
+        self.missing = tuple(missing)
+        self.enabled = not missing
+        if missing:
+            self._log.warning("%s: %s", self._off, "; ".join(missing))
+        else:
+            self._log.info(self._on)
+        return self.enabled
+
+
+_FastPath = ProbedPath(on="WebSocket fan-out fast path on: prepared frames written straight to daphne's sockets",
+                       off="WebSocket fan-out fast path OFF, using plain ASGI sends", log=logger)
 
 
 def fast_path_probe() -> list[str]:
@@ -95,14 +112,7 @@ def fast_path_probe() -> list[str]:
 
 def fast_path_enable() -> bool:
     """Probe once per process and remember the verdict; logs the outcome."""
-    missing = fast_path_probe()
-    _FastPath.missing = tuple(missing)
-    _FastPath.enabled = not missing
-    if missing:
-        logger.warning("WebSocket fan-out fast path OFF, using plain ASGI sends: %s", "; ".join(missing))
-    else:
-        logger.info("WebSocket fan-out fast path on: prepared frames written straight to daphne's sockets")
-    return _FastPath.enabled
+    return _FastPath.decide(fast_path_probe())
 
 
 def fast_path_enabled() -> bool:

@@ -24,6 +24,8 @@ import re
 from collections import deque
 from typing import Any
 
+from .prepared_frames import ProbedPath
+
 logger = logging.getLogger(__name__)
 
 
@@ -88,11 +90,8 @@ class ReceiveQueue:
                 self._getters = None
 
 
-class _Swap:
-    """Whether the probe passed in this process (decided once, by `receive_queue_enable`)."""
-
-    enabled = False
-    missing: tuple[str, ...] = ("not probed",)
+_Swap = ProbedPath(on="WebSocket receive queue swap on: daphne's asyncio.Queue replaced per connection",
+                   off="WebSocket receive queue swap OFF, keeping daphne's asyncio.Queue", log=logger)
 
 
 def receive_queue_probe() -> list[str]:
@@ -122,14 +121,7 @@ def receive_queue_probe() -> list[str]:
 
 def receive_queue_enable() -> bool:
     """Probe once per process and remember the verdict; logs the outcome."""
-    missing = receive_queue_probe()
-    _Swap.missing = tuple(missing)
-    _Swap.enabled = not missing
-    if missing:
-        logger.warning("WebSocket receive queue swap OFF, keeping daphne's asyncio.Queue: %s", "; ".join(missing))
-    else:
-        logger.info("WebSocket receive queue swap on: daphne's asyncio.Queue replaced per connection")
-    return _Swap.enabled
+    return _Swap.decide(receive_queue_probe())
 
 
 def receive_queue_adopt(protocol, receive):
