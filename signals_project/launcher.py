@@ -182,6 +182,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.web_processes < 1:
         raise SystemExit(f"WEB_PROCESSES={args.web_processes}: at least one web process is needed")
+    try:
+        socket.inet_aton(args.host)  # the web processes share an IPv4 port (serve_web)
+    except OSError:
+        raise SystemExit(f"HOST={args.host!r} is not an IPv4 address (use 0.0.0.0 or 127.0.0.1)") from None
     _append_mode_if_file()
 
     env = dict(os.environ)
